@@ -1,0 +1,85 @@
+"""Message schema for the command ring (control -> engine) and event ring (engine -> control).
+
+Every record is one msgpack array whose first element is the opcode. Arrays, not
+maps: they are smaller, fit the fixed record size, and decode to a list the
+engine can index without building a dict in its process callback. Tracks are
+0-based on the wire (0..15); every user-facing surface is 1-based.
+
+Frames are JACK frame times (the engine clock). ``at_frame == 0`` means "as soon
+as possible" (the next block).
+"""
+
+from __future__ import annotations
+
+import msgpack
+
+CMD_RECORD_SIZE = 128
+EVT_RECORD_SIZE = 1024
+CMD_CAPACITY = 1024
+EVT_CAPACITY = 4096
+
+# ---- commands: [op, ...] ----
+CMD_GAIN = 1  # [op, track, gain_db: float]
+CMD_PAN = 2  # [op, track, pan: float -1..1]
+CMD_MUTE = 3  # [op, track, on: int]
+CMD_SOLO = 4  # [op, track, on: int]
+CMD_PLAY = 5  # [op, track, epoch: int, at_frame: int, resume: int]
+CMD_STOP = 6  # [op, track, at_frame: int]
+CMD_PING = 7  # [op, token: int]   -> EVT_PONG once every command before it is applied
+CMD_STATUS = 8  # [op]            -> an EVT_STATUS now
+
+# ---- events: [op, ...] ----
+EVT_HELLO = 1  # [op, pid, sample_rate, block_size, tracks]
+EVT_STATUS = 2  # [op, frame_time, xruns, underruns, dsp_load, cb_max_us, cb_mean_us,
+#                   blocks, late_commands, block_size, sample_rate, events_dropped, callback_errors]
+EVT_METERS = 3  # [op, frame_time, track_peaks[T*2], track_rms[T*2], master_peak[2], master_rms[2]]
+EVT_TRACK = 4  # [op, track, state, epoch, frame]
+EVT_PONG = 5  # [op, token, frame_time]
+EVT_ERROR = 6  # [op, code, track, detail: int]
+
+# Track states reported in EVT_TRACK (and kept by the engine).
+TRACK_IDLE = 0
+TRACK_PENDING = 1  # waiting for its stream epoch / start frame
+TRACK_PLAYING = 2
+TRACK_STOPPING = 3  # fading out
+TRACK_ENDED = 4  # event only: the stream reached its end
+TRACK_UNDERRUN = 5  # event only: the ring ran dry while playing
+TRACK_RECOVERED = 6  # event only: data came back after an underrun
+TRACK_ABORTED = 7  # event only: the producer gave up
+
+TRACK_STATE_NAMES = {
+    TRACK_IDLE: "idle",
+    TRACK_PENDING: "pending",
+    TRACK_PLAYING: "playing",
+    TRACK_STOPPING: "stopping",
+    TRACK_ENDED: "ended",
+    TRACK_UNDERRUN: "underrun",
+    TRACK_RECOVERED: "playing",
+    TRACK_ABORTED: "aborted",
+}
+
+ERR_BAD_COMMAND = 1
+ERR_BLOCK_TOO_LARGE = 2
+
+STATUS_FIELDS = (
+    "frame_time",
+    "xruns",
+    "underruns",
+    "dsp_load",
+    "cb_max_us",
+    "cb_mean_us",
+    "blocks",
+    "late_commands",
+    "block_size",
+    "sample_rate",
+    "events_dropped",
+    "callback_errors",
+)
+
+
+def pack(*fields: object) -> bytes:
+    return msgpack.packb(fields, use_bin_type=True)
+
+
+def unpack(data: bytes | memoryview) -> list:
+    return msgpack.unpackb(data, use_list=True, raw=False, strict_map_key=False)

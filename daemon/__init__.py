@@ -1,0 +1,1 @@
+"""The jackgen processes: engine (JACK), control (state, HTTP), feeder, CLI."""

@@ -1,0 +1,277 @@
+"""The ``jackgen`` command line (see INTERFACE.md for the contract).
+
+Exit codes: 0 ok, 1 jackgen is not reachable / an operation failed, 2 bad input
+(the message says what was wrong).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from jackgen.daemon.config import Config, ConfigError, load_config
+
+app = typer.Typer(
+    name="jackgen",
+    help="Headless real-time audio host: 16 stereo JACK tracks fed live by generators.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (default: $JACKGEN_CONFIG or built-in defaults).")
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=os.environ.get("JACKGEN_LOG_LEVEL", level),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"jackgen: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _config(path: Optional[str], overrides: dict | None = None) -> Config:
+    try:
+        return load_config(path, overrides)
+    except ConfigError as e:
+        _fail(str(e))
+        raise  # unreachable
+
+
+def _api(cfg: Config, method: str, path: str, body: dict | None = None, timeout: float = 15.0) -> dict:
+    import httpx
+
+    url = cfg.control_url + path
+    try:
+        r = httpx.request(method, url, json=body, timeout=timeout)
+    except httpx.HTTPError as e:
+        _fail(f"cannot reach jackgen control at {cfg.control_url} ({e.__class__.__name__}): "
+              "is `jackgen run` running? (see --config for host/port)", code=1)
+        raise
+    try:
+        data = r.json()
+    except ValueError:
+        data = {"error": r.text}
+    if r.status_code >= 400:
+        _fail(data.get("error", r.text) if isinstance(data, dict) else r.text, code=2 if r.status_code < 500 else 1)
+    return data
+
+
+def _print(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2) if not isinstance(data, str) else data)
+
+
+# ------------------------------------------------------------------ processes
+@app.command()
+def run(
+    config: Optional[str] = ConfigOpt,
+    session: Optional[str] = typer.Option(None, help="Session name (folder under control.sessions_dir)."),
+) -> None:
+    """Run everything in the foreground: control (HTTP), the engine and the feeder, supervised."""
+    import asyncio
+
+    from jackgen.daemon.control import Control, serve
+    from jackgen.daemon.proctitle import set_title
+
+    overrides = {"control.session": session} if session else None
+    cfg = _config(config, overrides)
+    _setup_logging()
+    set_title("jackgen: control")
+    control = Control(cfg, config_path=config, supervise_engine=True, session=session)
+    raise typer.Exit(asyncio.run(serve(control)))
+
+
+@app.command()
+def control(
+    config: Optional[str] = ConfigOpt,
+    session: Optional[str] = typer.Option(None, help="Session name."),
+) -> None:
+    """Run the control process alone (the engine runs as its own service)."""
+    import asyncio
+
+    from jackgen.daemon.control import Control, serve
+    from jackgen.daemon.proctitle import set_title
+
+    cfg = _config(config, {"control.session": session} if session else None)
+    _setup_logging()
+    set_title("jackgen: control")
+    raise typer.Exit(asyncio.run(serve(Control(cfg, config_path=config, supervise_engine=False, session=session))))
+
+
+@app.command()
+def engine(
+    config: Optional[str] = ConfigOpt,
+    instance: Optional[str] = typer.Option(None, help="Instance name (overrides the config)."),
+    stats_out: Optional[str] = typer.Option(None, help="Write callback statistics (JSON) here on exit."),
+) -> None:
+    """Run the real-time engine (the JACK client) alone."""
+    from jackgen.bridge.ring import RingError
+    from jackgen.daemon.engine import run_engine
+
+    cfg = _config(config, {"instance": instance} if instance else None)
+    _setup_logging()
+    try:
+        code = run_engine(cfg, stats_out=stats_out)
+    except RingError as e:
+        _fail(str(e), code=1)
+        raise
+    raise typer.Exit(code)
+
+
+@app.command(hidden=True)
+def feeder(instance: str = typer.Option("default", help="Instance name.")) -> None:
+    """Internal: stream files into track rings (started by control)."""
+    from jackgen.generators.feeder import run_feeder
+
+    _setup_logging()
+    raise typer.Exit(run_feeder(instance))
+
+
+# ------------------------------------------------------------------ status and tracks
+@app.command()
+def status(config: Optional[str] = ConfigOpt, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Show xruns, underruns, DSP load, tracks and processes."""
+    cfg = _config(config)
+    st = _api(cfg, "GET", "/api/status")
+    if as_json:
+        _print(st)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    con.print(
+        f"[bold]jackgen[/] session [cyan]{st['session']}[/]  engine {'[green]running' if st['engine_running'] else '[red]down'}[/]"
+        f"  {st['sample_rate']} Hz / {st['block_size']} frames  dsp load {st['dsp_load']:.1f} %"
+        f"  xruns {st['xruns']}  underruns {st['underruns']}  callback max {st['callback_max_us']:.0f} µs"
+    )
+    table = Table("track", "state", "gain dB", "pan", "mute", "solo", "source")
+    for t in st["tracks"]:
+        table.add_row(str(t["track"]), t["state"], f"{t['gain_db']:+.1f}", f"{t['pan']:+.2f}",
+                      "M" if t["mute"] else "", "S" if t["solo"] else "",
+                      Path(t["source"] or t["armed"] or "").name)
+    con.print(table)
+    con.print("processes: " + ", ".join(f"{k} {v}" for k, v in st["processes"].items()))
+
+
+def _abs(path: str) -> str:
+    return str(Path(path).expanduser().resolve()) if not Path(path).is_absolute() else path
+
+
+@app.command()
+def load(track: int, file: str, config: Optional[str] = ConfigOpt) -> None:
+    """Arm a clip on TRACK; a trigger (MIDI/OSC) or `jackgen play TRACK` starts it."""
+    _print(_api(_config(config), "POST", f"/api/tracks/{track}/load", {"file": _abs(file)}))
+
+
+@app.command()
+def play(
+    track: int,
+    file: Optional[str] = typer.Argument(None, help="Audio file (WAV/FLAC/OGG); default: the armed clip."),
+    at: str = typer.Option("now", "--at", help="now | beat | bar | an absolute JACK frame."),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Stream an audio file (or the armed clip) into TRACK."""
+    body: dict = {"at": int(at) if at.isdigit() else at}
+    if file:
+        body["file"] = _abs(file)
+    _print(_api(_config(config), "POST", f"/api/tracks/{track}/play", body))
+
+
+@app.command()
+def stop(track: int, at: str = typer.Option("now", "--at", help="now | beat | bar | a JACK frame."),
+         config: Optional[str] = ConfigOpt) -> None:
+    """Fade out and stop TRACK."""
+    _print(_api(_config(config), "POST", f"/api/tracks/{track}/stop", {"at": int(at) if at.isdigit() else at}))
+
+
+@app.command()
+def gain(track: int, db: float = typer.Argument(..., help="Gain in dB (-120 .. +24)."), config: Optional[str] = ConfigOpt) -> None:
+    """Set TRACK's fader in dB (smoothed)."""
+    _print(_api(_config(config), "POST", f"/api/tracks/{track}/gain", {"db": db}))
+
+
+@app.command()
+def pan(track: int, p: float = typer.Argument(..., metavar="P", help="-1 (left) .. 1 (right)."), config: Optional[str] = ConfigOpt) -> None:
+    """Set TRACK's balance (-1 .. 1; centre is unity on both channels)."""
+    _print(_api(_config(config), "POST", f"/api/tracks/{track}/pan", {"pan": p}))
+
+
+@app.command()
+def mute(track: int, on: str = typer.Argument(..., help="on | off"), config: Optional[str] = ConfigOpt) -> None:
+    """Mute or unmute TRACK."""
+    _print(_api(_config(config), "POST", f"/api/tracks/{track}/mute", {"on": on}))
+
+
+@app.command()
+def solo(track: int, on: str = typer.Argument(..., help="on | off"), config: Optional[str] = ConfigOpt) -> None:
+    """Solo or unsolo TRACK (solo-in-place)."""
+    _print(_api(_config(config), "POST", f"/api/tracks/{track}/solo", {"on": on}))
+
+
+@app.command()
+def record(
+    seconds: float,
+    out: str = typer.Argument(..., metavar="OUT.wav"),
+    port: str = typer.Option("master", "--port", help="master | track_NN"),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Capture SECONDS from jackgen's JACK ports to a 32-bit float WAV."""
+    import jack
+
+    from jackgen.daemon.recorder import record as do_record
+    from jackgen.daemon.recorder import resolve_ports
+
+    cfg = _config(config)
+    if not 0 < seconds <= 24 * 3600:
+        _fail(f"seconds must be between 0 and 86400, got {seconds}")
+    try:
+        ports = resolve_ports(port, cfg.jack.client_name)
+    except ValueError as e:
+        _fail(str(e))
+        raise
+    try:
+        rec = do_record(ports, seconds, server=cfg.jack_server)
+    except jack.JackError as e:
+        _fail(f"cannot record from {', '.join(ports)}: {e} (is `jackgen run` running?)", code=1)
+        raise
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    rec.write(out)
+    import numpy as np
+
+    peak = float(np.abs(rec.data).max()) if rec.data.size else 0.0
+    _print({"file": str(Path(out).resolve()), "seconds": seconds, "start_frame": rec.start_frame,
+            "sample_rate": rec.sample_rate, "peak": peak, "xruns": rec.xruns})
+
+
+@app.command()
+def demo(
+    config: Optional[str] = ConfigOpt,
+    seconds: float = typer.Option(8.0, help="Length of the demo clip."),
+    session: str = typer.Option("demo", help="Session to record into."),
+) -> None:
+    """End-to-end demo: JACK (dummy if none runs), jackgen, a FluidSynth clip on track 1, master recorded to WAV."""
+    from jackgen.daemon.demo import run_demo
+
+    cfg = _config(config, {"control.session": session})
+    _setup_logging("WARNING")
+    raise typer.Exit(run_demo(cfg, config, seconds))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Configuration: one typed, validated object built once at start.
+
+Read from a TOML file (``--config FILE`` or ``$JACKGEN_CONFIG``); every key has a
+default, so no file is needed. Errors name the key, the value and what is
+allowed, e.g. ``engine.fade_ms = -1: must be >= 0.5``.
+
+Example (every key shown with its default)::
+
+    instance = "default"            # names the shared-memory rings; one running jackgen per name
+
+    [jack]
+    client_name = "jackgen"
+    server = ""                     # JACK server name; "" = $JACK_DEFAULT_SERVER or the default
+    autoconnect_master = true       # master_L/R -> system:playback_1/2
+
+    [engine]
+    max_commands_per_block = 64
+    fade_ms = 3.0                   # underrun / stop fade
+    gain_smoothing_ms = 10.0
+    limiter_ceiling_db = -0.3
+    limiter_release_ms = 80.0
+    ring_seconds = 2.0              # per-track ring, rounded up to a power of two frames
+    meter_hz = 30.0
+
+    [control]
+    http_host = "127.0.0.1"
+    http_port = 8750
+    sessions_dir = "sessions"
+    session = "default"
+    tempo_bpm = 120.0
+    beats_per_bar = 4
+
+    [feeder]
+    prefill_ms = 200.0
+
+    [supervisor]
+    restart_delay_s = 0.5
+    max_restart_delay_s = 10.0
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key(s)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class JackConfig(_Section):
+    client_name: str = Field("jackgen", min_length=1, max_length=32)
+    server: str = ""
+    autoconnect_master: bool = True
+
+
+class EngineConfig(_Section):
+    max_commands_per_block: int = Field(64, ge=1, le=1024)
+    fade_ms: float = Field(3.0, ge=0.5, le=100.0)
+    gain_smoothing_ms: float = Field(10.0, ge=0.0, le=1000.0)
+    limiter_ceiling_db: float = Field(-0.3, ge=-24.0, le=0.0)
+    limiter_release_ms: float = Field(80.0, ge=1.0, le=5000.0)
+    ring_seconds: float = Field(2.0, ge=0.1, le=60.0)
+    meter_hz: float = Field(30.0, ge=1.0, le=100.0)
+
+
+class ControlConfig(_Section):
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8750, ge=0, le=65535)
+    sessions_dir: str = "sessions"
+    session: str = "default"
+    tempo_bpm: float = Field(120.0, ge=20.0, le=400.0)
+    beats_per_bar: int = Field(4, ge=1, le=32)
+
+    @field_validator("session")
+    @classmethod
+    def _session_name(cls, v: str) -> str:
+        check_session_name(v)
+        return v
+
+
+class FeederConfig(_Section):
+    prefill_ms: float = Field(200.0, ge=0.0, le=10000.0)
+
+
+class SupervisorConfig(_Section):
+    restart_delay_s: float = Field(0.5, ge=0.0, le=60.0)
+    max_restart_delay_s: float = Field(10.0, ge=0.0, le=600.0)
+
+
+class Config(_Section):
+    instance: str = "default"
+    jack: JackConfig = JackConfig()
+    engine: EngineConfig = EngineConfig()
+    control: ControlConfig = ControlConfig()
+    feeder: FeederConfig = FeederConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+
+    @field_validator("instance")
+    @classmethod
+    def _instance_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", v):
+            raise ValueError("must be 1-32 letters, digits, '_' or '-'")
+        return v
+
+    @property
+    def jack_server(self) -> str | None:
+        return self.jack.server or os.environ.get("JACK_DEFAULT_SERVER") or None
+
+    @property
+    def control_url(self) -> str:
+        host = self.control.http_host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.control.http_port}"
+
+    def session_dir(self, name: str | None = None) -> Path:
+        return Path(self.control.sessions_dir).resolve() / (name or self.control.session)
+
+
+def check_session_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
+        raise ValueError(
+            f"session name {name!r} is not allowed: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (see `jackgen run --help` for the documented keys)")
+            continue
+        ctx = e.get("ctx") or {}
+        allowed = ""
+        if "ge" in ctx or "le" in ctx:
+            allowed = f" (allowed: {ctx.get('ge', '-inf')} .. {ctx.get('le', 'inf')})"
+        lines.append(f"  {key} = {e.get('input')!r}: {e['msg']}{allowed}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Build the config from ``path`` (or ``$JACKGEN_CONFIG``), then ``overrides``.
+
+    ``overrides`` uses dotted keys: ``{"control.session": "demo"}``.
+    """
+    data: dict[str, Any] = {}
+    path = path or os.environ.get("JACKGEN_CONFIG") or None
+    source = str(path) if path else "defaults"
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, source)) from None

@@ -1,0 +1,634 @@
+"""The control process: session state, the engine link, the feeder and (in ``jackgen run``)
+supervision of the engine. Non-real-time, asyncio.
+
+It talks to the engine only through the shared-memory rings: commands out,
+events in. Every state change is persisted to ``sessions/<name>/session.json``
+(atomic write) and replayed into a (re)started engine when it says hello, so an
+engine crash costs a restart, not the mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+from jackgen.bridge import schema as S
+from jackgen.bridge.instance import N_TRACKS, InstanceRings
+from jackgen.bridge.ring import InstanceLock, RingError
+from jackgen.daemon.config import Config
+from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check_track
+from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB
+
+log = logging.getLogger("jackgen.control")
+
+SESSION_VERSION = 1
+EVENT_POLL_S = 0.005
+
+
+@dataclass
+class TrackState:
+    gain_db: float = 0.0
+    pan: float = 0.0
+    mute: bool = False
+    solo: bool = False
+    armed: str | None = None  # clip path armed for triggers
+    # runtime (not persisted)
+    state: str = "idle"
+    epoch: int = 0
+    stream_id: str | None = None
+    source: str | None = None
+    started_frame: int | None = None
+    ended_frame: int | None = None
+    error: str | None = None
+
+    def persisted(self) -> dict:
+        return {"gain_db": self.gain_db, "pan": self.pan, "mute": self.mute, "solo": self.solo, "armed": self.armed}
+
+
+@dataclass
+class Stream:
+    id: str
+    track: int
+    epoch: int
+    path: str
+    primed: asyncio.Future = field(repr=False)
+    done: bool = False
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class ChildProcess:
+    """A supervised child (engine or feeder): restarted with backoff when it dies."""
+
+    def __init__(self, role: str, argv: list[str], cfg: Config, on_start=None, on_exit=None,
+                 stdin: bool = False, on_line=None) -> None:
+        self.role = role
+        self.argv = argv
+        self.cfg = cfg
+        self.proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self.on_start = on_start
+        self.on_exit = on_exit
+        self.on_line = on_line
+        self.want_stdin = stdin
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self.last_exit: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.returncode is None else None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"supervise-{self.role}")
+
+    async def _loop(self) -> None:
+        delay = self.cfg.supervisor.restart_delay_s
+        while not self._stopping:
+            started = time.monotonic()
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.PIPE if self.want_stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE if self.on_line else None,
+                start_new_session=False,
+            )
+            log.info("%s started (pid %d)", self.role, self.proc.pid)
+            if self.on_start:
+                await self.on_start(self)
+            if self.on_line:
+                assert self.proc.stdout is not None
+                async for raw in self.proc.stdout:
+                    with contextlib.suppress(Exception):
+                        await self.on_line(raw.decode(errors="replace").strip())
+            code = await self.proc.wait()
+            self.last_exit = code
+            if self._stopping:
+                break
+            self.restarts += 1
+            log.error("%s exited with code %s; restarting in %.1f s", self.role, code, delay)
+            if self.on_exit:
+                await self.on_exit(self, code)
+            await asyncio.sleep(delay)
+            # back off only while it keeps dying quickly
+            if time.monotonic() - started < 5.0:
+                delay = min(max(delay * 2, 0.1), self.cfg.supervisor.max_restart_delay_s)
+            else:
+                delay = self.cfg.supervisor.restart_delay_s
+
+    async def send(self, msg: dict) -> None:
+        if not self.proc or self.proc.returncode is not None or self.proc.stdin is None:
+            raise Unavailable(f"the {self.role} is not running (it is being restarted); try again in a moment")
+        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+        await self.proc.stdin.drain()
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping = True
+        p = self.proc
+        if p and p.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(p.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                log.warning("%s did not stop within %.0f s; killing it", self.role, timeout_s)
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                await p.wait()
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+def self_argv(*args: str) -> list[str]:
+    """Command line that runs a jackgen subcommand with this interpreter."""
+    return [sys.executable, "-m", "jackgen.daemon.cli", *args]
+
+
+class Control:
+    def __init__(self, cfg: Config, config_path: str | None = None, supervise_engine: bool = True,
+                 session: str | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.supervise_engine = supervise_engine
+        self.session = session or cfg.control.session
+        self.session_dir = cfg.session_dir(self.session)
+        self.tracks = [TrackState() for _ in range(N_TRACKS)]
+        self.tempo_bpm = cfg.control.tempo_bpm
+        self.engine_status: dict[str, Any] = {}
+        self._status_rx_mono = 0.0
+        self.engine_pid: int | None = None
+        self.engine_hellos = 0
+        self.meters: dict[str, Any] = {}
+        self.streams: dict[int, Stream] = {}
+        self._pongs: dict[int, asyncio.Future] = {}
+        self._ping_token = 0
+        self.lock: InstanceLock | None = None
+        self.rings: InstanceRings | None = None
+        self.engine: ChildProcess | None = None
+        self.feeder: ChildProcess | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.started_mono = time.monotonic()
+
+    # ------------------------------------------------------------ lifecycle
+    def open_rings(self) -> None:
+        self.lock = InstanceLock(self.cfg.instance)
+        self.lock.acquire()
+        stale = self.lock.reclaim_stale()
+        if stale:
+            log.warning("reclaimed %d stale shared-memory segments from a previous run: %s", len(stale),
+                        ", ".join(stale[:4]) + (" …" if len(stale) > 4 else ""))
+        frames = int(self.cfg.engine.ring_seconds * 48000)
+        self.rings = InstanceRings.create(self.cfg.instance, frames)
+
+    def load_session(self) -> None:
+        path = self.session_dir / "session.json"
+        if not path.exists():
+            self.save_session()
+            return
+        try:
+            data = json.loads(path.read_text())
+            for t, d in enumerate(data.get("tracks", [])[:N_TRACKS]):
+                tr = self.tracks[t]
+                tr.gain_db = float(d.get("gain_db", 0.0))
+                tr.pan = float(d.get("pan", 0.0))
+                tr.mute = bool(d.get("mute", False))
+                tr.solo = bool(d.get("solo", False))
+                tr.armed = d.get("armed")
+            self.tempo_bpm = float(data.get("tempo_bpm", self.tempo_bpm))
+            log.info("session '%s' loaded from %s", self.session, path)
+        except (ValueError, TypeError, AttributeError) as e:
+            backup = path.with_suffix(f".broken-{int(time.time())}.json")
+            shutil.copy(path, backup)
+            log.error("session file %s is unreadable (%s); kept a copy at %s and started fresh", path, e, backup)
+
+    def save_session(self) -> None:
+        atomic_write_json(
+            self.session_dir / "session.json",
+            {
+                "version": SESSION_VERSION,
+                "name": self.session,
+                "tempo_bpm": self.tempo_bpm,
+                "tracks": [t.persisted() for t in self.tracks],
+            },
+        )
+
+    async def start(self) -> None:
+        self.open_rings()
+        self.load_session()
+        cfg_args = ["--config", self.config_path] if self.config_path else []
+        inst = ["--instance", self.cfg.instance]
+        self._tasks.append(asyncio.create_task(self._event_loop(), name="engine-events"))
+        self.feeder = ChildProcess("feeder", self_argv("feeder", *inst), self.cfg, stdin=True,
+                                   on_line=self._on_feeder_line, on_exit=self._on_feeder_exit)
+        self.feeder.start()
+        if self.supervise_engine:
+            self.engine = ChildProcess("engine", self_argv("engine", *cfg_args, *inst), self.cfg,
+                                       on_exit=self._on_engine_exit)
+            self.engine.start()
+
+    async def stop(self) -> None:
+        for child in (self.engine, self.feeder):
+            if child:
+                await child.stop()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self.rings:
+            self.rings.close(unlink=True)
+        if self.lock:
+            self.lock.release()
+
+    # ------------------------------------------------------------ engine link
+    def send(self, *cmd: object) -> None:
+        assert self.rings is not None
+        if not self.rings.commands.put(S.pack(*cmd)):
+            raise Unavailable("the engine is not taking commands (command ring full): is it running?")
+
+    async def _event_loop(self) -> None:
+        assert self.rings is not None
+        evt = self.rings.events
+        while True:
+            got = 0
+            while (raw := evt.get()) is not None and got < 1000:
+                got += 1
+                try:
+                    self._on_event(S.unpack(raw))
+                except Exception:
+                    log.exception("bad event from engine")
+            await asyncio.sleep(EVENT_POLL_S)
+
+    def _on_event(self, e: list) -> None:
+        op = e[0]
+        if op == S.EVT_STATUS:
+            self.engine_status = dict(zip(S.STATUS_FIELDS, e[1:]))
+            self._status_rx_mono = time.monotonic()
+        elif op == S.EVT_METERS:
+            self.meters = {"frame": e[1], "track_peak": e[2], "track_rms": e[3], "master_peak": e[4],
+                           "master_rms": e[5]}
+        elif op == S.EVT_TRACK:
+            _, t, state, epoch, frame = e
+            tr = self.tracks[t]
+            if epoch != tr.epoch:
+                return  # about a stream that has been replaced
+            name = S.TRACK_STATE_NAMES.get(state, "?")
+            if state == S.TRACK_PLAYING:
+                tr.started_frame = frame
+            if state in (S.TRACK_ENDED, S.TRACK_ABORTED, S.TRACK_IDLE):
+                tr.ended_frame = frame
+                self._finish_stream(t)
+            if state == S.TRACK_UNDERRUN:
+                log.warning("track %d ran dry at frame %d (underrun)", t + 1, frame)
+            tr.state = name
+        elif op == S.EVT_HELLO:
+            _, pid, rate, block, _ntracks = e
+            self.engine_pid = pid
+            self.engine_hellos += 1
+            self.engine_status.update({"sample_rate": rate, "block_size": block})
+            self._status_rx_mono = time.monotonic()
+            log.info("engine %d says hello (%d Hz, %d frames); restoring state", pid, rate, block)
+            self._replay_state()
+        elif op == S.EVT_PONG:
+            fut = self._pongs.pop(e[1], None)
+            if fut and not fut.done():
+                fut.set_result(e[2])
+        elif op == S.EVT_ERROR:
+            log.error("engine reported error code %s (track %s, detail %s)", e[1], e[2], e[3])
+
+    def _replay_state(self) -> None:
+        for t, tr in enumerate(self.tracks):
+            self.send(S.CMD_GAIN, t, tr.gain_db)
+            self.send(S.CMD_PAN, t, tr.pan)
+            self.send(S.CMD_MUTE, t, int(tr.mute))
+            self.send(S.CMD_SOLO, t, int(tr.solo))
+            if tr.state in ("playing", "pending", "underrun") and tr.epoch:
+                self.send(S.CMD_PLAY, t, tr.epoch, 0, 1)  # resume where the rings left off
+
+    async def _on_engine_exit(self, child: ChildProcess, code: int) -> None:
+        self.engine_status = {}
+        self.engine_pid = None
+
+    async def sync(self, timeout_s: float = 2.0) -> int:
+        """Wait until the engine has applied every command sent so far; returns its frame time."""
+        self._ping_token += 1
+        token = self._ping_token
+        fut = asyncio.get_running_loop().create_future()
+        self._pongs[token] = fut
+        self.send(S.CMD_PING, token)
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except asyncio.TimeoutError:
+            self._pongs.pop(token, None)
+            raise Unavailable("the engine did not answer within 2 s: is JACK running? see `jackgen status`") from None
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.engine_status.get("sample_rate") or 0)
+
+    def engine_alive(self) -> bool:
+        return bool(self.engine_status) and time.monotonic() - self._status_rx_mono < 2.0
+
+    def now_frame(self) -> int:
+        """Best estimate of the engine's current frame time (from its last status)."""
+        st = self.engine_status
+        if "frame_time" not in st or not self.sample_rate:
+            raise Unavailable("the engine has not reported its clock yet: is it running? see `jackgen status`")
+        return int(st["frame_time"] + (time.monotonic() - self._status_rx_mono) * self.sample_rate)
+
+    def resolve_at(self, at: str | int | None) -> int:
+        """'now' -> 0 (next block); an int -> that absolute frame; 'beat'/'bar' -> the next one."""
+        if at is None or at == "now" or at == 0:
+            return 0
+        if isinstance(at, bool):
+            raise JackgenError("'at' must be now, beat, bar or a frame number")
+        if isinstance(at, int) or (isinstance(at, str) and at.isdigit()):
+            frame = int(at)
+            if frame < 0:
+                raise JackgenError("'at' frame must be >= 0")
+            return frame
+        if at in ("beat", "bar"):
+            rate = self.sample_rate
+            beat = 60.0 / self.tempo_bpm * rate
+            unit = beat * (self.cfg.control.beats_per_bar if at == "bar" else 1)
+            earliest = self.now_frame() + int(0.05 * rate) + int(self.engine_status.get("block_size") or 0)
+            k = math.ceil(earliest / unit)
+            return int(round(k * unit))
+        raise JackgenError(f"'at' must be now, beat, bar or a frame number, got {at!r}")
+
+    # ------------------------------------------------------------ feeder link
+    async def _on_feeder_line(self, line: str) -> None:
+        if not line:
+            return
+        msg = json.loads(line)
+        ev = msg.get("event")
+        track = msg.get("track")
+        stream = self.streams.get(track) if track is not None else None
+        if stream is None or stream.epoch != msg.get("epoch"):
+            if ev == "error" and track is None:
+                log.error("feeder: %s", msg.get("message"))
+            return
+        if ev == "primed" and not stream.primed.done():
+            stream.primed.set_result(msg.get("frames", 0))
+        elif ev == "error":
+            self.tracks[track].error = msg.get("message")
+            log.error("streaming %s into track %d failed: %s", stream.path, track + 1, msg.get("message"))
+            if not stream.primed.done():
+                stream.primed.set_exception(JackgenError(f"cannot stream {stream.path}: {msg.get('message')}"))
+        elif ev in ("eos", "cancelled"):
+            stream.done = True
+            if not stream.primed.done():
+                stream.primed.set_result(msg.get("frames", 0))
+
+    async def _on_feeder_exit(self, child: ChildProcess, code: int) -> None:
+        """The feeder died: once it is back, resume every unfinished stream where it stopped."""
+        pending = [s for s in self.streams.values() if not s.done]
+        if not pending:
+            return
+        asyncio.create_task(self._resume_streams(pending))
+
+    async def _resume_streams(self, pending: list[Stream]) -> None:
+        assert self.rings is not None and self.feeder is not None
+        for _ in range(100):
+            if self.feeder.pid:
+                break
+            await asyncio.sleep(0.1)
+        for s in pending:
+            if self.streams.get(s.track) is not s:
+                continue
+            ring = self.rings.tracks[s.track]
+            delivered = ring.write_count - ring.stream_start()
+            log.warning("feeder restarted: resuming %s on track %d at frame %d", s.path, s.track + 1, delivered)
+            with contextlib.suppress(JackgenError):
+                await self.feeder.send({"op": "stream", "id": s.id, "track": s.track, "epoch": s.epoch,
+                                        "path": s.path, "rate": self.sample_rate, "prefill_frames": 0,
+                                        "resume_from": delivered})
+
+    def _finish_stream(self, t: int) -> None:
+        s = self.streams.get(t)
+        if s:
+            s.done = True
+
+    # ------------------------------------------------------------ actions
+    def set_gain(self, track: object, gain_db: object) -> dict:
+        t = check_track(track)
+        g = check_finite("gain", gain_db, MIN_GAIN_DB, MAX_GAIN_DB, "dB")
+        self.tracks[t].gain_db = g
+        self.send(S.CMD_GAIN, t, g)
+        self.save_session()
+        return {"track": t + 1, "gain_db": g}
+
+    def set_pan(self, track: object, pan: object) -> dict:
+        t = check_track(track)
+        p = check_finite("pan", pan, -1.0, 1.0)
+        self.tracks[t].pan = p
+        self.send(S.CMD_PAN, t, p)
+        self.save_session()
+        return {"track": t + 1, "pan": p}
+
+    def set_flag(self, kind: str, track: object, on: object) -> dict:
+        t = check_track(track)
+        flag = parse_on_off(on, kind)
+        setattr(self.tracks[t], kind, flag)
+        self.send(S.CMD_MUTE if kind == "mute" else S.CMD_SOLO, t, int(flag))
+        self.save_session()
+        return {"track": t + 1, kind: flag}
+
+    def check_audio_file(self, path: object) -> str:
+        if not isinstance(path, str) or not path:
+            raise JackgenError("file must be a path to an audio file (WAV, FLAC, OGG)")
+        p = Path(path)
+        if not p.is_absolute():
+            p = (self.session_dir / p) if (self.session_dir / p).exists() else p.resolve()
+        if not p.is_file():
+            raise JackgenError(f"audio file {path} does not exist")
+        try:
+            info = sf.info(str(p))
+        except (RuntimeError, sf.LibsndfileError) as e:
+            raise JackgenError(f"{path} is not an audio file jackgen can read (WAV, FLAC, OGG): {e}") from None
+        if info.frames == 0:
+            raise JackgenError(f"audio file {path} is empty")
+        return str(p)
+
+    def load(self, track: object, path: object) -> dict:
+        t = check_track(track)
+        self.tracks[t].armed = self.check_audio_file(path)
+        self.save_session()
+        return {"track": t + 1, "armed": self.tracks[t].armed}
+
+    async def play(self, track: object, path: object = None, at: str | int | None = "now") -> dict:
+        t = check_track(track)
+        tr = self.tracks[t]
+        if path is None or path == "":
+            if not tr.armed:
+                raise JackgenError(f"track {t + 1} has no clip armed: give a file, or `jackgen load {t + 1} FILE` first")
+            path = tr.armed
+        full = self.check_audio_file(path)
+        if not self.sample_rate:
+            raise Unavailable("the engine is not running yet (no sample rate): check `jackgen status`")
+        at_frame = self.resolve_at(at)
+        assert self.feeder is not None and self.rings is not None
+        await self._cancel_stream(t)
+        epoch = max(tr.epoch, self.rings.tracks[t].stream_word() >> 8) + 1
+        sid = uuid.uuid4().hex[:12]
+        stream = Stream(sid, t, epoch, full, asyncio.get_running_loop().create_future())
+        self.streams[t] = stream
+        tr.epoch, tr.stream_id, tr.source, tr.error = epoch, sid, full, None
+        tr.started_frame = tr.ended_frame = None
+        prefill = int(self.cfg.feeder.prefill_ms * 1e-3 * self.sample_rate)
+        await self.feeder.send({"op": "stream", "id": sid, "track": t, "epoch": epoch, "path": full,
+                                "rate": self.sample_rate, "prefill_frames": prefill, "resume_from": None})
+        try:
+            await asyncio.wait_for(asyncio.shield(stream.primed), 10.0)
+        except asyncio.TimeoutError:
+            raise Unavailable(f"the feeder did not deliver audio for {full} within 10 s") from None
+        self.send(S.CMD_PLAY, t, epoch, at_frame, 0)
+        tr.state = "pending"
+        return {"track": t + 1, "file": full, "stream": sid, "epoch": epoch, "at_frame": at_frame}
+
+    async def _cancel_stream(self, t: int) -> None:
+        s = self.streams.get(t)
+        if s and not s.done and self.feeder is not None:
+            with contextlib.suppress(JackgenError):
+                await self.feeder.send({"op": "cancel", "track": t})
+
+    async def stop_track(self, track: object, at: str | int | None = "now") -> dict:
+        t = check_track(track)
+        at_frame = self.resolve_at(at)
+        self.send(S.CMD_STOP, t, at_frame)
+        s = self.streams.get(t)
+        if s and not s.done and at_frame == 0:
+            await self._cancel_stream(t)
+        return {"track": t + 1, "at_frame": at_frame}
+
+    # ------------------------------------------------------------ status
+    def processes(self) -> dict[str, int | None]:
+        procs: dict[str, int | None] = {"control": os.getpid()}
+        procs["engine"] = self.engine.pid if self.engine else self.engine_pid
+        procs["feeder"] = self.feeder.pid if self.feeder else None
+        return procs
+
+    def status(self) -> dict:
+        st = self.engine_status
+        tracks = []
+        for i, tr in enumerate(self.tracks):
+            d = asdict(tr)
+            d["track"] = i + 1
+            if self.meters:
+                d["peak"] = self.meters["track_peak"][2 * i : 2 * i + 2]
+            tracks.append(d)
+        return {
+            "session": self.session,
+            "instance": self.cfg.instance,
+            "engine_running": self.engine_alive(),
+            "xruns": int(st.get("xruns", 0)),
+            "underruns": int(st.get("underruns", 0)),
+            "dsp_load": float(st.get("dsp_load", 0.0)),
+            "callback_max_us": float(st.get("cb_max_us", 0.0)),
+            "callback_mean_us": float(st.get("cb_mean_us", 0.0)),
+            "sample_rate": int(st.get("sample_rate", 0)),
+            "block_size": int(st.get("block_size", 0)),
+            "frame_time": int(st.get("frame_time", 0)),
+            "late_commands": int(st.get("late_commands", 0)),
+            "callback_errors": int(st.get("callback_errors", 0)),
+            "engine_restarts": self.engine.restarts if self.engine else None,
+            "feeder_restarts": self.feeder.restarts if self.feeder else None,
+            "tempo_bpm": self.tempo_bpm,
+            "master_peak": self.meters.get("master_peak"),
+            "tracks": tracks,
+            "jobs": [],
+            "processes": self.processes(),
+            "uptime_s": round(time.monotonic() - self.started_mono, 1),
+        }
+
+    def health(self) -> dict:
+        disk = shutil.disk_usage(self.session_dir if self.session_dir.exists() else Path.cwd())
+        jack_ok = self.engine_alive()
+        return {
+            "status": "ok" if jack_ok else "degraded",
+            "jack": jack_ok,
+            "redis": None,
+            "database": None,
+            "gpu": None,
+            "disk": {"free_bytes": disk.free, "ok": disk.free > 1 << 30},
+            "queue_length": 0,
+            "workers": {"feeder": self.feeder.pid is not None if self.feeder else False},
+            "xruns": int(self.engine_status.get("xruns", 0)),
+        }
+
+
+def parse_on_off(value: object, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("on", "1", "true", "yes"):
+        return True
+    if isinstance(value, str) and value.lower() in ("off", "0", "false", "no"):
+        return False
+    raise JackgenError(f"{what} must be on or off, got {value!r}")
+
+
+async def serve(control: Control) -> int:
+    """Run control (and its children) plus the HTTP API until SIGTERM/SIGINT."""
+    import uvicorn
+
+    from jackgen.daemon.http import build_app
+    from jackgen.daemon.sdnotify import notify
+
+    try:
+        await control.start()
+    except RingError as e:
+        log.error("%s", e)
+        return 2
+    cfg = control.cfg
+    server = uvicorn.Server(uvicorn.Config(build_app(control), host=cfg.control.http_host,
+                                           port=cfg.control.http_port, log_level="warning", lifespan="off"))
+    server.install_signal_handlers = lambda: None  # we own SIGTERM/SIGINT
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    serve_task = asyncio.create_task(server.serve())
+    await asyncio.sleep(0)
+    log.info("control listening on http://%s:%d (session '%s', instance '%s')", cfg.control.http_host,
+             cfg.control.http_port, control.session, cfg.instance)
+    notify("READY=1")
+    done, _ = await asyncio.wait({serve_task, asyncio.create_task(stop.wait())},
+                                 return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if serve_task in done and serve_task.exception():
+        log.error("HTTP server failed: %s", serve_task.exception())
+        code = 2
+    elif serve_task in done and not stop.is_set():
+        log.error("HTTP server could not start on %s:%d (port in use?)", cfg.control.http_host, cfg.control.http_port)
+        code = 2
+    log.info("shutting down")
+    server.should_exit = True
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(serve_task, 5.0)
+    await control.stop()
+    return code

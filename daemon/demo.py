@@ -1,0 +1,132 @@
+"""``jackgen demo``: the whole path end to end on the embedded default, no GPU, no model.
+
+JACK (a dummy-backend jackd is started if no server runs; a running one is left
+alone) -> ``jackgen run`` -> a FluidSynth clip streamed into track 1 -> master
+captured from the JACK ports into ``sessions/<name>/recordings/`` -> a summary.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from jackgen.daemon.config import Config
+from jackgen.daemon.jackserver import DummyJack, server_running
+from jackgen.daemon.recorder import record, resolve_ports
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jackgen run exited with code {proc.returncode}")
+        try:
+            h = httpx.get(url + "/health", timeout=2).json()
+            if h.get("jack"):
+                return h
+            last = str(h)
+        except httpx.HTTPError as e:
+            last = str(e)
+        time.sleep(0.2)
+    raise RuntimeError(f"jackgen did not become healthy within {timeout_s:.0f} s ({last})")
+
+
+def run_demo(cfg: Config, config_path: str | None, seconds: float) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from jackgen.generators.clip import render_demo_clip
+
+    con = Console()
+    session_dir = cfg.session_dir()
+    logs = session_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    jackd: DummyJack | None = None
+    jg: subprocess.Popen | None = None
+    try:
+        if server_running(cfg.jack_server):
+            con.print(f"[green]✓[/] JACK server '{cfg.jack_server or 'default'}' is running; using it")
+        else:
+            for rt in (True, False):
+                try:
+                    jackd = DummyJack(cfg.jack_server, 48000, 256, realtime=rt, log_path=str(logs / "jackd.log")).start()
+                    break
+                except RuntimeError:
+                    if not rt:
+                        raise
+            con.print(f"[green]✓[/] started jackd (dummy backend, 48 kHz, 256 frames, "
+                      f"{'SCHED_FIFO' if jackd and jackd.realtime else 'no real-time'})")
+
+        argv = [sys.executable, "-m", "jackgen.daemon.cli", "run", "--session", session_dir.name]
+        if config_path:
+            argv += ["--config", config_path]
+        log_file = open(logs / "jackgen.log", "ab")
+        jg = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=dict(os.environ))
+        _wait_healthy(cfg.control_url, jg)
+        st = httpx.get(cfg.control_url + "/api/status", timeout=5).json()
+        rate = st["sample_rate"]
+        con.print(f"[green]✓[/] jackgen running: engine pid {st['processes']['engine']}, {rate} Hz, "
+                  f"{st['block_size']} frames/block, control on {cfg.control_url}")
+
+        t0 = time.monotonic()
+        clip = render_demo_clip(session_dir / "clips" / "demo-clip.wav", rate, seconds)
+        con.print(f"[green]✓[/] rendered {seconds:.1f} s clip with FluidSynth in {time.monotonic() - t0:.2f} s: {clip}")
+
+        now = httpx.post(cfg.control_url + "/api/sync", timeout=5).json()["frame_time"]
+        start = now + int(0.5 * rate)
+        r = httpx.post(cfg.control_url + "/api/tracks/1/play", json={"file": str(clip), "at": start}, timeout=15)
+        if r.status_code >= 400:
+            raise RuntimeError(f"play failed: {r.json().get('error', r.text)}")
+        con.print(f"[green]✓[/] track 1 playing from frame {start}; recording master …")
+        rec = record(resolve_ports("master", cfg.jack.client_name), seconds + 0.25,
+                     server=cfg.jack_server, start_at=start)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = session_dir / "recordings" / f"master-{stamp}.wav"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        rec.write(str(out))
+        st = httpx.get(cfg.control_url + "/api/status", timeout=5).json()
+
+        data = rec.data
+        peak = float(np.abs(data).max())
+        rms = float(np.sqrt(np.mean(data.astype(np.float64) ** 2)))
+        peak_db = 20 * np.log10(max(peak, 1e-12))
+        rms_db = 20 * np.log10(max(rms, 1e-12))
+        table = Table(title="jackgen demo", show_header=False)
+        for k, v in [
+            ("recording", str(out)),
+            ("duration", f"{data.shape[0] / rec.sample_rate:.2f} s ({data.shape[0]} frames, {rec.sample_rate} Hz)"),
+            ("peak / RMS", f"{peak_db:.1f} dBFS / {rms_db:.1f} dBFS"),
+            ("xruns", str(st["xruns"])),
+            ("underruns", str(st["underruns"])),
+            ("DSP load (JACK)", f"{st['dsp_load']:.1f} %"),
+            ("callback mean / max", f"{st['callback_mean_us']:.0f} µs / {st['callback_max_us']:.0f} µs "
+                                    f"(period {st['block_size'] / rate * 1e6:.0f} µs)"),
+        ]:
+            table.add_row(k, v)
+        con.print(table)
+        if peak < 1e-3:
+            con.print("[red]✗ the recording is silent: something is wrong (see logs in "
+                      f"{logs})[/]")
+            return 1
+        con.print("[green]✓ demo done[/]")
+        return 0
+    except Exception as e:  # the demo is a user-facing command: say what broke, where the logs are
+        con.print(f"[red]✗ demo failed: {e}[/]  (logs: {logs})")
+        return 1
+    finally:
+        if jg and jg.poll() is None:
+            jg.terminate()
+            try:
+                jg.wait(15)
+            except subprocess.TimeoutExpired:
+                jg.kill()
+        if jackd:
+            jackd.stop()

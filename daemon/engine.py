@@ -1,0 +1,273 @@
+"""The engine process: the JACK client around :class:`jackgen.daemon.rt.EngineCore`.
+
+Owns the JACK ports (``track_01_L`` … ``track_16_R``, ``master_L/R``, ``midi_in``).
+The process callback (``JackDriver._process``) runs ``EngineCore.process`` and
+copies the result to the ports; the rules it follows are at the top of
+``rt.py``. The main thread only waits: any Python it ran would hold the GIL the
+callback needs (the interpreter hands the GIL over only every 5 ms).
+
+Exit codes: 0 after SIGTERM/SIGINT, 2 if JACK cannot be reached at start,
+3 when the JACK server goes away while running (so a supervisor restarts us).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import os
+import signal
+import threading
+import time
+
+import jack
+import numpy as np
+
+# JACK-Client's cffi handles: the public Port.get_buffer() builds a buffer object
+# and asks JACK for the block size on every call; going to the C function
+# directly keeps the per-port cost to one foreign call.
+from jack import _ffi as jack_ffi  # noqa: PLC2701
+from jack import _lib as jack_lib  # noqa: PLC2701
+
+from jackgen.bridge.instance import N_TRACKS, InstanceRings
+from jackgen.daemon.config import Config
+from jackgen.daemon.proctitle import set_title
+from jackgen.daemon.rt import EngineCore
+from jackgen.daemon.sdnotify import notify
+from jackgen.dsp._kernels import ffi as kffi
+from jackgen.dsp._kernels import lib as klib
+
+log = logging.getLogger("jackgen.engine")
+
+PRETTY_NAME = "http://jackaudio.org/metadata/pretty-name"
+HIST_US = 100_000  # callback-time histogram: 1 µs buckets up to 100 ms
+
+EXIT_OK = 0
+EXIT_NO_JACK = 2
+EXIT_JACK_GONE = 3
+
+
+def port_names(n_tracks: int = N_TRACKS) -> list[str]:
+    """Output port short names in the order the core's ``out_rows`` are laid out."""
+    names = [f"track_{t + 1:02d}_{c}" for t in range(n_tracks) for c in ("L", "R")]
+    return names + ["master_L", "master_R"]
+
+
+def pretty_name(short: str) -> str:
+    if short.startswith("track_"):
+        _, num, ch = short.split("_")
+        return f"jackgen Track {int(num)} {ch}"
+    if short.startswith("master_"):
+        return f"jackgen Master {short[-1]}"
+    return "jackgen MIDI in"
+
+
+def hist_percentiles(hist: np.ndarray, qs=(0.5, 0.99, 0.999)) -> dict[str, float]:
+    """Percentiles (µs) from a 1-µs-bucket histogram."""
+    total = int(hist.sum())
+    out: dict[str, float] = {}
+    if total == 0:
+        return {"p50": 0.0, "p99": 0.0, "p999": 0.0, "max": 0.0}
+    cum = np.cumsum(hist)
+    for q in qs:
+        key = "p" + f"{q * 100:g}".replace(".", "")
+        out[key] = float(np.searchsorted(cum, q * total, side="left"))
+    out["max"] = float(np.nonzero(hist)[0][-1])
+    return out
+
+
+class JackDriver:
+    """Connects an EngineCore to a JACK client. Callbacks documented by thread."""
+
+    def __init__(self, cfg: Config, rings: InstanceRings) -> None:
+        self.cfg = cfg
+        self.rings = rings
+        self.stop = threading.Event()
+        self.jack_gone = False
+        self.client = self._open_client()
+        c = self.client
+        self.outports = [c.outports.register(name) for name in port_names()]
+        self.midi_in = c.midi_inports.register("midi_in")
+        for p in [*self.outports, self.midi_in]:
+            try:
+                c.set_property(p, PRETTY_NAME, pretty_name(p.shortname))
+            except (jack.JackError, AttributeError):  # metadata needs JACK >= 1.9.13 / 0.125
+                pass
+        e = cfg.engine
+        self.core = EngineCore(
+            rings.tracks,
+            rings.commands,
+            rings.events,
+            c.samplerate,
+            c.blocksize,
+            max_commands_per_block=e.max_commands_per_block,
+            fade_ms=e.fade_ms,
+            gain_smoothing_ms=e.gain_smoothing_ms,
+            limiter_ceiling_db=e.limiter_ceiling_db,
+            limiter_release_ms=e.limiter_release_ms,
+            meter_hz=e.meter_hz,
+        )
+        # The kernel copies all 34 rows to the port buffers in one call, calling
+        # libjack's jack_port_get_buffer through a function pointer.
+        self._get_buffer = kffi.cast(
+            "jg_get_buffer_fn", jack_ffi.cast("uintptr_t", jack_ffi.addressof(jack_lib, "jack_port_get_buffer"))
+        )
+        self._port_array = kffi.new(
+            "void *[]", [kffi.cast("void *", jack_ffi.cast("uintptr_t", p._ptr)) for p in self.outports]  # noqa: SLF001
+        )
+        self._n_ports = len(self.outports)
+        self._client_ptr = c._ptr  # noqa: SLF001
+        self.hist = np.zeros(HIST_US, dtype=np.int64)
+        c.set_process_callback(self._process)
+        c.set_xrun_callback(self._xrun)
+        c.set_blocksize_callback(self._blocksize)
+        c.set_samplerate_callback(self._samplerate)
+        c.set_shutdown_callback(self._shutdown)
+
+    def _open_client(self) -> jack.Client:
+        name = self.cfg.jack.client_name
+        server = self.cfg.jack_server
+        last: Exception | None = None
+        # use_exact_name: a half-dead predecessor still holding the name is waited
+        # out briefly instead of silently becoming "jackgen-01".
+        for _ in range(20):
+            try:
+                return jack.Client(name, use_exact_name=True, no_start_server=True, servername=server)
+            except jack.JackOpenError as e:
+                last = e
+                time.sleep(0.25)
+        raise last  # type: ignore[misc]
+
+    # ---- process thread -------------------------------------------------
+    def _process(self, frames: int) -> None:
+        """JACK process callback (process thread). Never raises."""
+        t0 = time.perf_counter_ns()
+        core = self.core
+        try:
+            core.process(frames, jack_lib.jack_last_frame_time(self._client_ptr))
+            klib.jg_scatter_rows(self._get_buffer, self._port_array, core._p_out, self._n_ports, frames)  # noqa: SLF001
+            core.dsp_load = jack_lib.jack_cpu_load(self._client_ptr)
+        except Exception:
+            core.callback_errors += 1
+            try:  # silence for this block
+                klib.jg_zero_ports(self._get_buffer, self._port_array, self._n_ports, frames)
+            except Exception:
+                pass
+        dt = time.perf_counter_ns() - t0
+        us = dt // 1000
+        self.hist[us if us < HIST_US else HIST_US - 1] += 1
+        core.cb_count += 1
+        core.cb_sum_ns += dt
+        if dt > core.cb_max_ns:
+            core.cb_max_ns = dt
+
+    # ---- notification thread ---------------------------------------------
+    def _xrun(self, delayed_usecs: float) -> None:
+        self.core.xruns += 1
+
+    def _blocksize(self, blocksize: int) -> None:
+        # Called by JACK before the first process cycle at the new size.
+        self.core.set_block_size(blocksize)
+
+    def _samplerate(self, samplerate: int) -> None:
+        if samplerate != self.core.sample_rate:
+            log.error("JACK sample rate changed to %d Hz (engine runs at %d); restarting", samplerate,
+                      self.core.sample_rate)
+            self.jack_gone = True
+            self.stop.set()
+
+    def _shutdown(self, status: jack.Status, reason: str) -> None:
+        self.jack_gone = True
+        self.shutdown_reason = reason
+        self.stop.set()
+
+    # ---- main thread -----------------------------------------------------
+    def run(self) -> int:
+        c = self.client
+        gc.collect()
+        gc.freeze()  # everything built so far is permanent; nothing new is cyclic
+        gc.disable()
+        c.activate()
+        if self.cfg.jack.autoconnect_master:
+            self._autoconnect()
+        self.core.hello(os.getpid())
+        log.info(
+            "engine running: client %s, %d Hz, %d frames/block, %d tracks",
+            c.name, c.samplerate, c.blocksize, N_TRACKS,
+        )
+        notify("READY=1")
+        while not self.stop.is_set():
+            # SIGTERM/SIGINT are blocked in every thread (see run_engine) and taken here,
+            # synchronously; the 1 s timeout notices a JACK shutdown.
+            if signal.sigtimedwait(STOP_SIGNALS, 1.0) is not None:
+                self.stop.set()
+        if self.jack_gone:
+            log.error("JACK server went away (%s); exiting so the supervisor can restart the engine",
+                      getattr(self, "shutdown_reason", "sample-rate change"))
+            return EXIT_JACK_GONE
+        # jackd 1.9.21 deadlocks in jack_client_close() if the closing client still
+        # owns metadata on many ports (the server's property-change notification to
+        # the departing client is never answered): remove ours while still active.
+        for p in [*self.outports, self.midi_in]:
+            with contextlib.suppress(jack.JackError, AttributeError):
+                c.remove_properties(p)
+        try:
+            c.deactivate()
+            c.close()
+        except jack.JackError:
+            pass
+        return EXIT_OK
+
+    def _autoconnect(self) -> None:
+        try:
+            playback = self.client.get_ports(is_audio=True, is_input=True, is_physical=True)
+        except jack.JackError:
+            return
+        for src, dst in zip(self.outports[-2:], playback[:2]):
+            try:
+                self.client.connect(src, dst)
+            except jack.JackError as e:
+                log.warning("could not connect %s to %s: %s", src.name, dst.name, e)
+
+    def stats(self) -> dict:
+        core = self.core
+        return {
+            "xruns": core.xruns,
+            "underruns": core.underruns,
+            "blocks": core.blocks,
+            "callback_errors": core.callback_errors,
+            "late_commands": core.late_commands,
+            "sample_rate": core.sample_rate,
+            "block_size": core.n,
+            "callback_us": hist_percentiles(self.hist),
+        }
+
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def run_engine(cfg: Config, stats_out: str | None = None, attach_timeout_s: float = 10.0) -> int:
+    set_title("jackgen: engine")
+    # Block the stop signals before libjack starts its threads (they inherit the
+    # mask). A signal delivered to libjack's notification thread interrupts its
+    # socket read, the thread exits, and jack_client_close() then waits forever
+    # for a reply nobody sends. The main thread takes them with sigtimedwait.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    rings = InstanceRings.attach(cfg.instance, timeout_s=attach_timeout_s)
+    try:
+        driver = JackDriver(cfg, rings)
+    except jack.JackOpenError as e:
+        server = cfg.jack_server or "default"
+        log.error("cannot connect to the JACK server '%s' (%s): start jackd (or PipeWire's JACK) first, "
+                  "or set jack.server / JACK_DEFAULT_SERVER", server, e)
+        return EXIT_NO_JACK
+    code = driver.run()
+    gc.enable()
+    if stats_out:
+        tmp = stats_out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(driver.stats(), f)
+        os.replace(tmp, stats_out)
+    log.info("engine stopped: %s", json.dumps(driver.stats()))
+    return code

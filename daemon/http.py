@@ -1,0 +1,108 @@
+"""HTTP API of the control process (FastAPI). Binds 127.0.0.1:8750 unless configured.
+
+Errors come back as ``{"error": "..."}`` with a 4xx/5xx status; the message names
+what was wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from jackgen.daemon.errors import JackgenError
+
+if TYPE_CHECKING:
+    from jackgen.daemon.control import Control
+
+log = logging.getLogger("jackgen.http")
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise JackgenError(f"request body too large ({len(raw)} bytes; limit {MAX_BODY_BYTES})", status=413)
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise JackgenError(f"request body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise JackgenError("request body must be a JSON object")
+    return data
+
+
+def _require(body: dict, key: str) -> Any:
+    if key not in body:
+        raise JackgenError(f"missing field '{key}'")
+    return body[key]
+
+
+def build_app(control: Control) -> FastAPI:
+    app = FastAPI(title="jackgen", version="0.1.0")
+
+    @app.exception_handler(JackgenError)
+    async def _jackgen_error(request: Request, exc: JackgenError) -> JSONResponse:
+        log.warning("%s %s -> %d: %s", request.method, request.url.path, exc.status, exc)
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        log.warning("%s %s -> 400: %s", request.method, request.url.path, msg)
+        return JSONResponse({"error": msg}, status_code=400)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return control.health()
+
+    @app.get("/api/status")
+    async def status() -> dict:
+        return control.status()
+
+    @app.get("/api/tracks")
+    async def tracks() -> list:
+        return control.status()["tracks"]
+
+    @app.post("/api/tracks/{track}/gain")
+    async def gain(track: str, request: Request) -> dict:
+        return control.set_gain(track, _require(await _body(request), "db"))
+
+    @app.post("/api/tracks/{track}/pan")
+    async def pan(track: str, request: Request) -> dict:
+        return control.set_pan(track, _require(await _body(request), "pan"))
+
+    @app.post("/api/tracks/{track}/mute")
+    async def mute(track: str, request: Request) -> dict:
+        return control.set_flag("mute", track, _require(await _body(request), "on"))
+
+    @app.post("/api/tracks/{track}/solo")
+    async def solo(track: str, request: Request) -> dict:
+        return control.set_flag("solo", track, _require(await _body(request), "on"))
+
+    @app.post("/api/tracks/{track}/load")
+    async def load(track: str, request: Request) -> dict:
+        return control.load(track, _require(await _body(request), "file"))
+
+    @app.post("/api/tracks/{track}/play")
+    async def play(track: str, request: Request) -> dict:
+        body = await _body(request)
+        return await control.play(track, body.get("file"), body.get("at", "now"))
+
+    @app.post("/api/tracks/{track}/stop")
+    async def stop(track: str, request: Request) -> dict:
+        body = await _body(request)
+        return await control.stop_track(track, body.get("at", "now"))
+
+    @app.post("/api/sync")
+    async def sync() -> dict:
+        return {"frame_time": await control.sync()}
+
+    return app

@@ -1,0 +1,1 @@
+"""Generator workers and backends (procedural, fluidsynth, musicgen)."""
