@@ -136,6 +136,24 @@ def check_session_name(name: str) -> str:
     return name
 
 
+def _field_range(loc: tuple) -> tuple[object, object] | None:
+    """(min, max) declared on the field at ``loc`` (e.g. ("engine", "fade_ms")), if any."""
+    model: type[BaseModel] = Config
+    info = None
+    for part in loc:
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return None
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+    lo = hi = None
+    for m in getattr(info, "metadata", []):
+        lo = getattr(m, "ge", lo)
+        hi = getattr(m, "le", hi)
+    return (lo, hi) if lo is not None or hi is not None else None
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"invalid configuration in {source}:"]
     for e in err.errors():
@@ -143,10 +161,8 @@ def _format_errors(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (see `jackgen run --help` for the documented keys)")
             continue
-        ctx = e.get("ctx") or {}
-        allowed = ""
-        if "ge" in ctx or "le" in ctx:
-            allowed = f" (allowed: {ctx.get('ge', '-inf')} .. {ctx.get('le', 'inf')})"
+        rng = _field_range(tuple(e["loc"]))
+        allowed = f" (allowed: {rng[0]} .. {rng[1]})" if rng else ""
         lines.append(f"  {key} = {e.get('input')!r}: {e['msg']}{allowed}")
     return "\n".join(lines)
 

@@ -1,0 +1,23 @@
+# The two commands of the README's quick start: `make demo` and `make test`.
+.PHONY: setup demo test test-unit test-integration bench clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	.venv/bin/jackgen demo
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+test-unit: setup
+	.venv/bin/python -m pytest -q tests/unit
+
+test-integration: setup
+	.venv/bin/python -m pytest -q tests/integration
+
+bench: setup
+	.venv/bin/python bench/engine.py --tracks 16 --frames 256 --seconds 60 --json bench/out/engine-256.json
+
+clean:
+	rm -rf .venv build *.egg-info bridge/*.so dsp/*.so

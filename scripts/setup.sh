@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install what jackgen needs on Debian 12 (apt packages as root) and build the venv at .venv.
+# Idempotent: already-installed packages are skipped; the venv is rebuilt only when
+# pyproject.toml or setup.py changed. Used by `make demo` and `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  jackd2                 # JACK server (dummy backend for tests/demo), jack_bufsize, jack_simple_client
+  libjack-jackd2-0       # libjack for JACK-Client
+  fluidsynth             # libfluidsynth for pyfluidsynth, and the fluidsynth CLI
+  fluid-soundfont-gm     # General MIDI SoundFont
+  redis-server           # job queue (embedded private server when none is configured)
+  zam-plugins            # real VST3 plugins for the plugin tests
+  liblo-tools            # oscsend/oscdump for OSC tests
+  sox                    # audio inspection
+  libsndfile1            # soundfile
+  python3-venv python3-dev gcc libffi-dev   # venv and the cffi helpers
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "==> installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" != 0 ]; then
+    echo "jackgen setup: these Debian packages are missing and I am not root; run:" >&2
+    echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 2
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+stamp=.venv/.jackgen-installed
+want=$(cat pyproject.toml setup.py bridge/_ringc_build.py dsp/_kernels_build.py bridge/layout.py | sha256sum | cut -c1-16)
+if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo "==> building the Python environment in .venv"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+echo "$want" > "$stamp"
+echo "==> .venv ready ($(.venv/bin/python --version))"

@@ -1,0 +1,190 @@
+"""Fixtures that start real parts: jackd (dummy backend) and ``jackgen run``.
+
+Every fixture owns the process it starts and always stops it; at the end of the
+session we check that no jackgen process or shared-memory segment of ours is
+left behind (as supriya's CI does for scsynth).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jackgen.daemon.jackserver import DummyJack
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_PREFIX = f"t{os.getpid()}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout_s: float = 10.0, interval_s: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A private jackd (dummy backend, 48 kHz, 512 frames) for the whole session."""
+    name = f"jackgen-test-{os.getpid()}"
+    server = DummyJack(name, 48000, 512, realtime=False).start()
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    try:
+        yield server
+    finally:
+        server.stop()
+        if old is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = old
+
+
+@pytest.fixture
+def own_jack():
+    """Start a separate jackd for tests that change its settings or kill it."""
+    started: list[DummyJack] = []
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+
+    def start(rate: int = 48000, period: int = 512) -> DummyJack:
+        name = f"jackgen-own-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        server = DummyJack(name, rate, period, realtime=False).start()
+        started.append(server)
+        os.environ["JACK_DEFAULT_SERVER"] = name
+        return server
+
+    yield start
+    for s in started:
+        s.stop()
+    if old is None:
+        os.environ.pop("JACK_DEFAULT_SERVER", None)
+    else:
+        os.environ["JACK_DEFAULT_SERVER"] = old
+
+
+def unique_instance() -> str:
+    return f"{TEST_PREFIX}-{uuid.uuid4().hex[:6]}"
+
+
+class Jackgen:
+    """A running ``jackgen run`` (control + engine + feeder) owned by a test."""
+
+    def __init__(self, tmp: Path, extra_toml: str = "", session: str = "test") -> None:
+        self.instance = unique_instance()
+        self.port = free_port()
+        self.tmp = tmp
+        self.sessions = tmp / "sessions"
+        self.config = tmp / "jackgen.toml"
+        self.config.write_text(
+            f'instance = "{self.instance}"\n'
+            f"[jack]\nautoconnect_master = false\n"
+            f'[control]\nhttp_port = {self.port}\nsessions_dir = "{self.sessions}"\nsession = "{session}"\n'
+            f"[supervisor]\nrestart_delay_s = 0.2\n" + extra_toml
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / "jackgen.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 30.0) -> Jackgen:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jackgen.daemon.cli", "run", "--config", str(self.config)],
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._healthy, timeout_s, 0.1, "jackgen to become healthy")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.proc and self.proc.poll() is not None:
+            raise AssertionError(f"jackgen run exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+        try:
+            return bool(httpx.get(self.url + "/health", timeout=1).json().get("jack"))
+        except httpx.HTTPError:
+            return False
+
+    def api(self, method: str, path: str, body: dict | None = None, expect: int | None = 200) -> dict:
+        r = httpx.request(method, self.url + path, json=body, timeout=20)
+        if expect is not None:
+            assert r.status_code == expect, f"{method} {path} -> {r.status_code}: {r.text}"
+        return r.json()
+
+    def status(self) -> dict:
+        return self.api("GET", "/api/status")
+
+    def sync(self) -> int:
+        return self.api("POST", "/api/sync")["frame_time"]
+
+    def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "jackgen.daemon.cli", *args, "--config", str(self.config)],
+            capture_output=True, text=True, timeout=60, check=check,
+        )
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("jackgen run did not stop within 20 s of SIGTERM")
+
+
+@pytest.fixture
+def jackgen(jack_server, tmp_path):
+    """Factory: ``jackgen(extra_toml)`` starts one; all are stopped after the test."""
+    running: list[Jackgen] = []
+
+    def start(extra_toml: str = "", session: str = "test") -> Jackgen:
+        jg = Jackgen(tmp_path, extra_toml, session).start()
+        running.append(jg)
+        return jg
+
+    yield start
+    for jg in running:
+        jg.stop()
+
+
+def _our_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+    me = str(os.getpid())
+    found = []
+    for line in out.splitlines()[1:]:
+        pid, ppid, args = line.split(None, 2)
+        if ("jackgen:" in args or "jackgen-test-" in args or "jackgen-own-" in args) and pid != me:
+            found.append(line.strip())
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    yield
+    time.sleep(0.5)
+    leftovers = _our_processes()
+    segments = [e for e in os.listdir("/dev/shm") if e.startswith(f"jackgen.{TEST_PREFIX}")]
+    for line in leftovers:  # clean up so the next run starts clean, then fail
+        os.kill(int(line.split()[0]), signal.SIGKILL)
+    for e in segments:
+        os.unlink(os.path.join("/dev/shm", e))
+    assert not leftovers, f"processes left running after the tests: {leftovers}"
+    assert not segments, f"shared-memory segments left behind: {segments}"

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from jackgen.dsp._kernels import ffi, lib
+from jackgen.dsp.limiter import SafetyLimiter
+from jackgen.dsp.mix import balance_pan, db_to_lin, fade_curve, lin_to_db, peak_and_sumsq, track_gains
+
+BLOCK_SIZES = [1, 33, 256, 4096]
+
+
+def p(a, t="float *"):
+    return ffi.cast(t, ffi.from_buffer(a))
+
+
+def test_gain_law():
+    assert db_to_lin(0.0) == 1.0
+    assert db_to_lin(-120.0) == 0.0 and db_to_lin(-500.0) == 0.0
+    assert db_to_lin(-6.0) == pytest.approx(0.501187, rel=1e-5)
+    assert lin_to_db(db_to_lin(-12.5)) == pytest.approx(-12.5)
+
+
+def test_balance_pan_is_unity_at_centre_and_constant_power_on_the_far_side():
+    assert balance_pan(0.0) == (1.0, 1.0)
+    assert balance_pan(1.0)[0] == pytest.approx(0.0, abs=1e-12) and balance_pan(1.0)[1] == 1.0
+    assert balance_pan(-1.0)[0] == 1.0 and balance_pan(-1.0)[1] == pytest.approx(0.0, abs=1e-12)
+    assert balance_pan(0.5)[0] == pytest.approx(math.sqrt(0.5))
+    assert balance_pan(7.0) == balance_pan(1.0)  # clamped
+
+
+def test_mute_and_solo_in_place():
+    T = 4
+    gain_db, pan = np.zeros(T), np.zeros(T)
+    mute, solo = np.zeros(T, bool), np.zeros(T, bool)
+    out = np.zeros((T, 2), np.float32)
+    mute[1] = True
+    track_gains(gain_db, pan, mute, solo, out)
+    assert out[:, 0].tolist() == [1, 0, 1, 1]
+    solo[2] = True
+    track_gains(gain_db, pan, mute, solo, out)
+    assert out[:, 0].tolist() == [0, 0, 1, 0]
+    solo[1] = True  # soloed but muted: mute wins
+    track_gains(gain_db, pan, mute, solo, out)
+    assert out[:, 0].tolist() == [0, 0, 1, 0]
+
+
+def test_fades_are_monotonic_and_complementary():
+    fin, fout = fade_curve(64, True), fade_curve(64, False)
+    assert fin[-1] == 1.0 and fout[-1] == 0.0
+    assert (np.diff(fin) > 0).all() and (np.diff(fout) < 0).all()
+    np.testing.assert_allclose(fin + fout, 1.0, atol=1e-6)
+
+
+def _reference_mix(tb, g0, g1):
+    """numpy reference for jg_mix_block: per-sample linear gain ramp, then sum."""
+    T, n, _ = tb.shape
+    ramp = (np.arange(1, n + 1, dtype=np.float32) / np.float32(n)).astype(np.float32)
+    g = g0[:, None, :] + (g1 - g0)[:, None, :] * ramp[None, :, None]
+    y = (tb * np.where((g0 == g1)[:, None, :], g0[:, None, :], g)).astype(np.float32)
+    return y.transpose(0, 2, 1), y.sum(axis=0).T
+
+
+@pytest.mark.parametrize("n", BLOCK_SIZES)
+def test_mix_kernel_matches_numpy_reference(n):
+    rng = np.random.default_rng(n)
+    T = 16
+    tb = rng.uniform(-0.5, 0.5, (T, n, 2)).astype(np.float32)
+    g0 = rng.uniform(0, 1, (T, 2)).astype(np.float32)
+    g1 = g0.copy()
+    g1[::3] = rng.uniform(0, 1, (len(g1[::3]), 2))  # some tracks ramp, some do not
+    out = np.zeros((T + 1, 2, n), np.float32)
+    active = np.ones(T, np.uint8)
+    peak = np.zeros((T, 2), np.float32)
+    sumsq = np.zeros((T, 2), np.float64)
+    lib.jg_mix_block(p(tb), p(active, "uint8_t *"), p(g0), p(g1), T, n, p(out), p(peak), p(sumsq, "double *"))
+    ref_tracks, ref_master = _reference_mix(tb, g0, g1)
+    np.testing.assert_allclose(out[:T], ref_tracks, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(out[T], ref_master, rtol=1e-5, atol=1e-6)
+    # the meters agree with the numpy reference meter
+    rpeak = np.zeros((T, 2), np.float32)
+    rsum = np.zeros((T, 2), np.float64)
+    peak_and_sumsq(np.ascontiguousarray(ref_tracks), np.empty_like(ref_tracks), np.zeros((T, 2), np.float32), rpeak, rsum)
+    np.testing.assert_allclose(peak, rpeak, rtol=1e-6)
+    np.testing.assert_allclose(sumsq, rsum, rtol=1e-4)
+
+
+def test_mix_at_unity_is_bit_exact():
+    rng = np.random.default_rng(0)
+    T, n = 16, 128
+    tb = np.zeros((T, n, 2), np.float32)
+    tb[2] = rng.uniform(-1, 1, (n, 2))
+    g = np.ones((T, 2), np.float32)
+    out = np.zeros((T + 1, 2, n), np.float32)
+    lib.jg_mix_block(p(tb), p(np.ones(T, np.uint8), "uint8_t *"), p(g), p(g), T, n, p(out),
+                     p(np.zeros((T, 2), np.float32)), p(np.zeros((T, 2)), "double *"))
+    assert np.array_equal(out[2], tb[2].T) and np.array_equal(out[T], tb[2].T)
+
+
+@pytest.mark.parametrize("n", BLOCK_SIZES)
+def test_limiter_kernel_matches_reference_and_never_passes_the_ceiling(n):
+    rate = 48000
+    rng = np.random.default_rng(n + 1)
+    ceiling_db = -0.3
+    ref = SafetyLimiter(rate, max(n, 4096), 2, ceiling_db, 80.0)
+    ref.set_block_size(n)
+    state = np.array([1.0, ref.ceiling, 1.0 - math.exp(-n / (0.08 * rate))], np.float32)
+    blocks = max(4, 20000 // n)
+    for b in range(blocks):
+        level = 3.0 if (b // max(1, blocks // 4)) % 2 == 0 else 0.3  # loud, quiet, loud, quiet
+        x = rng.uniform(-level, level, (n, 2)).astype(np.float32)
+        planar = x.T.copy()  # a copy even for n == 1, where x.T is already contiguous
+        lib.jg_limit_block(p(planar), n, p(state))
+        ref.process(x)
+        assert np.abs(planar).max() <= ref.ceiling + 1e-7
+        np.testing.assert_allclose(planar.T, x, rtol=1e-5, atol=1e-6)
+        assert state[0] == pytest.approx(ref.gain, rel=1e-5)
+
+
+def test_limiter_is_transparent_below_the_ceiling():
+    state = np.array([1.0, 10 ** (-0.3 / 20), 0.01], np.float32)
+    x = np.random.default_rng(3).uniform(-0.9, 0.9, (2, 512)).astype(np.float32)
+    y = x.copy()
+    assert lib.jg_limit_block(p(y), 512, p(state)) == 0
+    assert np.array_equal(x, y)
+
+
+def test_meter_rows():
+    x = np.array([[0.5, -1.0, 0.25], [0.0, 0.0, 0.0]], np.float32)
+    peak = np.zeros(2, np.float32)
+    ss = np.zeros(2)
+    lib.jg_meter_rows(p(x), 2, 3, p(peak), p(ss, "double *"))
+    assert peak.tolist() == [1.0, 0.0] and ss[0] == pytest.approx(1.3125)
