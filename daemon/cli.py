@@ -196,13 +196,17 @@ def stop(track: int, at: str = typer.Option("now", "--at", help="now | beat | ba
     _print(_api(_config(config), "POST", f"/api/tracks/{track}/stop", {"at": int(at) if at.isdigit() else at}))
 
 
-@app.command()
+# Negative numbers ("gain 2 -6", "pan 1 -0.5") must not be taken for options.
+NUMERIC_ARGS = {"ignore_unknown_options": True}
+
+
+@app.command(context_settings=NUMERIC_ARGS)
 def gain(track: int, db: float = typer.Argument(..., help="Gain in dB (-120 .. +24)."), config: Optional[str] = ConfigOpt) -> None:
     """Set TRACK's fader in dB (smoothed)."""
     _print(_api(_config(config), "POST", f"/api/tracks/{track}/gain", {"db": db}))
 
 
-@app.command()
+@app.command(context_settings=NUMERIC_ARGS)
 def pan(track: int, p: float = typer.Argument(..., metavar="P", help="-1 (left) .. 1 (right)."), config: Optional[str] = ConfigOpt) -> None:
     """Set TRACK's balance (-1 .. 1; centre is unity on both channels)."""
     _print(_api(_config(config), "POST", f"/api/tracks/{track}/pan", {"pan": p}))

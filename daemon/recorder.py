@@ -23,6 +23,7 @@ class Recording:
     sample_rate: int
     data: np.ndarray  # (frames, channels) float32
     xruns: int
+    gaps: int = 0  # cycles the recorder missed (left as zeros)
 
     def write(self, path: str, subtype: str = "FLOAT") -> None:
         sf.write(path, self.data, self.sample_rate, subtype=subtype)
@@ -61,7 +62,7 @@ def record(
         total = int(round(seconds * rate))
         buf = np.zeros((total, len(ports)), dtype=np.float32)
         inports = [client.inports.register(f"in_{i + 1}") for i in range(len(ports))]
-        state = {"pos": 0, "start": None, "armed": False, "xruns": 0}
+        state = {"pos": 0, "start": None, "armed": False, "xruns": 0, "gaps": 0}
         done = threading.Event()
 
         def process(frames: int) -> None:
@@ -75,11 +76,16 @@ def record(
                         return
                     skip = max(0, start_at - t0)
                 state["start"] = t0 + skip
-            p = state["pos"]
+            # Index by frame time, not by call count: a cycle JACK skipped (xrun)
+            # leaves a gap of zeros in place instead of shifting everything after it.
+            p = t0 + skip - state["start"]
+            if p != state["pos"]:
+                state["gaps"] += 1
             n = min(frames - skip, total - p)
-            for i, port in enumerate(inports):
-                buf[p : p + n, i] = port.get_array()[skip : skip + n]
-            state["pos"] = p + n
+            if n > 0:
+                for i, port in enumerate(inports):
+                    buf[p : p + n, i] = port.get_array()[skip : skip + n]
+            state["pos"] = p + max(n, 0)
             if state["pos"] >= total:
                 done.set()
 
@@ -98,6 +104,6 @@ def record(
             raise TimeoutError(f"recording did not finish within {limit:.0f} s (is the JACK server running?)")
         time.sleep(0)  # let the callback return before deactivating
         client.deactivate()
-        return Recording(int(state["start"]), rate, buf, state["xruns"])
+        return Recording(int(state["start"]), rate, buf, state["xruns"], state["gaps"])
     finally:
         client.close()
