@@ -30,6 +30,7 @@ from jackgen.bridge import schema as S
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.bridge.ring import InstanceLock, RingError
 from jackgen.daemon.config import Config
+from jackgen.daemon.connections import ConnectionKeeper
 from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check_track
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB
 
@@ -181,6 +182,7 @@ class Control:
         self._status_rx_mono = 0.0
         self.engine_pid: int | None = None
         self.engine_hellos = 0
+        self._restored_hellos = 0  # hellos whose connections have been restored
         self.meters: dict[str, Any] = {}
         self.streams: dict[int, Stream] = {}
         self._pongs: dict[int, asyncio.Future] = {}
@@ -191,6 +193,8 @@ class Control:
         self.feeder: ChildProcess | None = None
         self._tasks: list[asyncio.Task] = []
         self.started_mono = time.monotonic()
+        self.connections = ConnectionKeeper(cfg.jack.client_name, cfg.jack_server,
+                                            self.session_dir / "connections.json")
 
     # ------------------------------------------------------------ lifecycle
     def open_rings(self) -> None:
@@ -241,6 +245,7 @@ class Control:
         cfg_args = ["--config", self.config_path] if self.config_path else []
         inst = ["--instance", self.cfg.instance]
         self._tasks.append(asyncio.create_task(self._event_loop(), name="engine-events"))
+        self._tasks.append(asyncio.create_task(self._connections_loop(), name="jack-connections"))
         self.feeder = ChildProcess("feeder", self_argv("feeder", *inst), self.cfg, stdin=True,
                                    on_line=self._on_feeder_line, on_exit=self._on_feeder_exit)
         self.feeder.start()
@@ -258,6 +263,7 @@ class Control:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        self.connections.close()
         if self.rings:
             self.rings.close(unlink=True)
         if self.lock:
@@ -318,6 +324,23 @@ class Control:
                 fut.set_result(e[2])
         elif op == S.EVT_ERROR:
             log.error("engine reported error code %s (track %s, detail %s)", e[1], e[2], e[3])
+
+    async def _connections_loop(self) -> None:
+        """Remember our ports' JACK connections (every 2 s); after each hello, restore them first,
+        so a fresh engine's empty ports never overwrite the snapshot."""
+        while True:
+            pending = self._restored_hellos != self.engine_hellos
+            await asyncio.sleep(0.25 if pending else 2.0)
+            if not self.engine_alive():
+                continue
+            try:
+                if self._restored_hellos != self.engine_hellos:
+                    self._restored_hellos = self.engine_hellos
+                    await asyncio.to_thread(self.connections.restore)
+                else:
+                    await asyncio.to_thread(self.connections.update)
+            except Exception:
+                log.exception("keeping JACK connections failed")
 
     def _replay_state(self) -> None:
         for t, tr in enumerate(self.tracks):

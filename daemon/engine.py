@@ -87,6 +87,7 @@ class JackDriver:
         self.jack_gone = False
         self.client = self._open_client()
         c = self.client
+        self._client_ptr = c._ptr  # noqa: SLF001
         self.outports = [c.outports.register(name) for name in port_names()]
         self.midi_in = c.midi_inports.register("midi_in")
         for p in [*self.outports, self.midi_in]:
@@ -117,10 +118,14 @@ class JackDriver:
             "void *[]", [kffi.cast("void *", jack_ffi.cast("uintptr_t", p._ptr)) for p in self.outports]  # noqa: SLF001
         )
         self._n_ports = len(self.outports)
-        self._client_ptr = c._ptr  # noqa: SLF001
         self.hist = np.zeros(HIST_US, dtype=np.int64)
         c.set_process_callback(self._process)
-        c.set_xrun_callback(self._xrun)
+        # xruns are counted by a C callback into this array (see jg_count_event)
+        self.xrun_counter = np.zeros(1, dtype=np.uint64)
+        count_fn = jack_ffi.cast("JackXRunCallback", kffi.cast("uintptr_t", kffi.addressof(klib, "jg_count_event")))
+        counter_ptr = jack_ffi.cast("void *", kffi.cast("uintptr_t", kffi.from_buffer(self.xrun_counter)))
+        if jack_lib.jack_set_xrun_callback(self._client_ptr, count_fn, counter_ptr) != 0:
+            raise jack.JackError("could not set the xrun callback")
         c.set_blocksize_callback(self._blocksize)
         c.set_samplerate_callback(self._samplerate)
         c.set_shutdown_callback(self._shutdown)
@@ -148,6 +153,7 @@ class JackDriver:
             core.process(frames, jack_lib.jack_last_frame_time(self._client_ptr))
             klib.jg_scatter_rows(self._get_buffer, self._port_array, core._p_out, self._n_ports, frames)  # noqa: SLF001
             core.dsp_load = jack_lib.jack_cpu_load(self._client_ptr)
+            core.xruns = int(self.xrun_counter[0])
         except Exception:
             core.callback_errors += 1
             try:  # silence for this block
@@ -163,9 +169,6 @@ class JackDriver:
             core.cb_max_ns = dt
 
     # ---- notification thread ---------------------------------------------
-    def _xrun(self, delayed_usecs: float) -> None:
-        self.core.xruns += 1
-
     def _blocksize(self, blocksize: int) -> None:
         # Called by JACK before the first process cycle at the new size.
         self.core.set_block_size(blocksize)
@@ -232,6 +235,7 @@ class JackDriver:
 
     def stats(self) -> dict:
         core = self.core
+        core.xruns = int(self.xrun_counter[0])
         return {
             "xruns": core.xruns,
             "underruns": core.underruns,

@@ -24,6 +24,7 @@ class Recording:
     data: np.ndarray  # (frames, channels) float32
     xruns: int
     gaps: int = 0  # cycles the recorder missed (left as zeros)
+    valid: np.ndarray | None = None  # (frames,) bool: False where a cycle was missed
 
     def write(self, path: str, subtype: str = "FLOAT") -> None:
         sf.write(path, self.data, self.sample_rate, subtype=subtype)
@@ -61,6 +62,7 @@ def record(
         rate = client.samplerate
         total = int(round(seconds * rate))
         buf = np.zeros((total, len(ports)), dtype=np.float32)
+        valid = np.zeros(total, dtype=bool)
         inports = [client.inports.register(f"in_{i + 1}") for i in range(len(ports))]
         state = {"pos": 0, "start": None, "armed": False, "xruns": 0, "gaps": 0}
         done = threading.Event()
@@ -85,6 +87,7 @@ def record(
             if n > 0:
                 for i, port in enumerate(inports):
                     buf[p : p + n, i] = port.get_array()[skip : skip + n]
+                valid[p : p + n] = True
             state["pos"] = p + max(n, 0)
             if state["pos"] >= total:
                 done.set()
@@ -104,6 +107,6 @@ def record(
             raise TimeoutError(f"recording did not finish within {limit:.0f} s (is the JACK server running?)")
         time.sleep(0)  # let the callback return before deactivating
         client.deactivate()
-        return Recording(int(state["start"]), rate, buf, state["xruns"], state["gaps"])
+        return Recording(int(state["start"]), rate, buf, state["xruns"], state["gaps"], valid)
     finally:
         client.close()

@@ -26,6 +26,7 @@ int jg_limit_block(float *out_master, uint32_t n, float *state);
 void jg_scatter_rows(jg_get_buffer_fn get_buffer, void **ports, const float *rows,
                      uint32_t n_rows, uint32_t n);
 void jg_zero_ports(jg_get_buffer_fn get_buffer, void **ports, uint32_t n_rows, uint32_t n);
+int jg_count_event(void *counter);
 """
 
 SOURCE = r"""
@@ -39,7 +40,7 @@ typedef void *(*jg_get_buffer_fn)(void *port, uint32_t frames);
    tb      (T, n, 2) interleaved track blocks as read from the rings
    active  (T) 0 = silent track (output zeros, skip it in the sum)
    g0, g1  (T, 2) per-channel gain at block start / end; a linear ramp between
-           (g0 == g1 is the common case: a plain multiply, bit-exact at unity)
+           (g0 == g1 in the steady state; bit-exact at unity)
    out     (T + 1, 2, n) planar: gained tracks, then the master bus
    meters  running max |x| and sum x^2 per (track, channel); the master is metered
            after the limiter with jg_meter_rows. */
@@ -60,28 +61,18 @@ void jg_mix_block(const float *tb, const uint8_t *active, const float *g0, const
         float a0 = g0[2 * t], a1 = g1[2 * t], b0 = g0[2 * t + 1], b1 = g1[2 * t + 1];
         float pkL = t_peak[2 * t], pkR = t_peak[2 * t + 1];
         double ssL = 0.0, ssR = 0.0;
-        if (a0 == a1 && b0 == b1) {
-            for (uint32_t i = 0; i < n; i++) {
-                float l = x[2 * i] * a0, r = x[2 * i + 1] * b0;
-                oL[i] = l; oR[i] = r;
-                mL[i] += l; mR[i] += r;
-                float al = fabsf(l), ar = fabsf(r);
-                if (al > pkL) pkL = al;
-                if (ar > pkR) pkR = ar;
-                ssL += (double)l * l; ssR += (double)r * r;
-            }
-        } else {
-            float da = a1 - a0, db = b1 - b0;
-            for (uint32_t i = 0; i < n; i++) {
-                float ramp = (float)(i + 1) * inv_n;
-                float l = x[2 * i] * (a0 + da * ramp), r = x[2 * i + 1] * (b0 + db * ramp);
-                oL[i] = l; oR[i] = r;
-                mL[i] += l; mR[i] += r;
-                float al = fabsf(l), ar = fabsf(r);
-                if (al > pkL) pkL = al;
-                if (ar > pkR) pkR = ar;
-                ssL += (double)l * l; ssR += (double)r * r;
-            }
+        /* a0 + 0 * ramp == a0 exactly, so one loop serves both the steady case
+           (bit-exact at unity) and a gain ramp. */
+        float da = a1 - a0, db = b1 - b0;
+        for (uint32_t i = 0; i < n; i++) {
+            float ramp = (float)(i + 1) * inv_n;
+            float l = x[2 * i] * (a0 + da * ramp), r = x[2 * i + 1] * (b0 + db * ramp);
+            oL[i] = l; oR[i] = r;
+            mL[i] += l; mR[i] += r;
+            float al = fabsf(l), ar = fabsf(r);
+            if (al > pkL) pkL = al;
+            if (ar > pkR) pkR = ar;
+            ssL += (double)l * l; ssR += (double)r * r;
         }
         t_peak[2 * t] = pkL; t_peak[2 * t + 1] = pkR;
         t_sumsq[2 * t] += ssL; t_sumsq[2 * t + 1] += ssR;
@@ -145,6 +136,15 @@ void jg_scatter_rows(jg_get_buffer_fn get_buffer, void **ports, const float *row
         float *dst = (float *)get_buffer(ports[r], n);
         if (dst) memcpy(dst, rows + (size_t)r * n, sizeof(float) * n);
     }
+}
+
+/* A JACK notification callback (e.g. xrun) that only counts, in C: libjack calls it
+   on its non-real-time notification thread, and a Python callback there would take
+   the GIL the process callback needs; if that thread is then preempted, the
+   process callback waits for it and the xrun breeds more xruns. */
+int jg_count_event(void *counter) {
+    __atomic_fetch_add((uint64_t *)counter, 1, __ATOMIC_RELAXED);
+    return 0;
 }
 
 void jg_zero_ports(jg_get_buffer_fn get_buffer, void **ports, uint32_t n_rows, uint32_t n) {

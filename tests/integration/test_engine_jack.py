@@ -142,17 +142,20 @@ def test_gain_mute_and_solo_land_at_the_next_block(jackgen, tmp_path):
     changed = frame[np.argmax(np.abs(t1 - 0.25) > 1e-6)]
     assert p0 < changed <= p1, f"gain change at {changed}, expected in the block after it was sent ({p0}..{p1}]"
     settle = changed + int(0.010 * 48000) + 512
-    assert np.allclose(t1[(frame >= settle) & (frame < q0)], target, atol=1e-6)
+    ok = rec.valid  # frames the recorder actually captured (a missed cycle stays zero)
+    window = t1[(frame >= settle) & (frame < q0) & ok]
+    assert np.allclose(window, target, atol=1e-6), (
+        f"level after the ramp: {np.unique(np.round(window, 5))[:8]}, gaps {rec.gaps}, xruns {rec.xruns}")
     assert np.abs(np.diff(t1[(frame >= changed - 10) & (frame < settle)])).max() < 0.002, "zipper noise"
 
     # mute track 2: master drops from target + 0.125 to target
     muted = frame[(frame > q0) & (np.abs(m - (target + 0.125)) > 1e-6)][0]
     assert q0 < muted <= q1
-    assert np.allclose(m[(frame > q1 + 1024) & (frame < s0)], target, atol=1e-6)
+    assert np.allclose(m[(frame > q1 + 1024) & (frame < s0) & ok], target, atol=1e-6)
     # solo track 2 (muted): every other track is silenced, master goes quiet
     soloed = frame[(frame > s0) & (np.abs(m - target) > 1e-6)][0]
     assert s0 < soloed <= s1
-    assert np.allclose(m[frame > s1 + 1024], 0.0, atol=1e-6)
+    assert np.allclose(m[(frame > s1 + 1024) & ok], 0.0, atol=1e-6)
 
 
 def test_underrun_gives_silence_and_is_counted_and_the_track_recovers(jackgen, tmp_path):
@@ -359,3 +362,39 @@ def test_a_second_instance_with_the_same_name_is_refused(jackgen, tmp_path):
     assert r.returncode == 2
     assert "already running" in r.stderr
     assert jg.status()["engine_running"], "the first instance is unharmed"
+
+
+def test_xruns_are_counted_and_the_engine_survives_a_stall(jackgen):
+    """A stalled engine (SIGSTOP) makes JACK report xruns; they show in status."""
+    jg = jackgen()
+    before = jg.status()
+    engine = before["processes"]["engine"]
+    os.kill(engine, signal.SIGSTOP)
+    time.sleep(0.3)
+    os.kill(engine, signal.SIGCONT)
+    st = wait_for(lambda: (s := jg.status())["xruns"] > before["xruns"] and s, 10, what="xruns to be counted")
+    assert isinstance(st["xruns"], int)
+    assert st["processes"]["engine"] == engine and st["engine_running"]
+
+
+def test_jack_connections_come_back_after_an_engine_restart(jackgen):
+    import jack
+
+    jg = jackgen()
+    c = jack.Client("test-peer", no_start_server=True)
+    try:
+        rec = c.inports.register("rec_in")
+        c.activate()
+        c.connect("jackgen:track_07_L", rec)
+        wait_for(lambda: (jg.tmp / "sessions" / "test" / "connections.json").exists()
+                 and "test-peer:rec_in" in (jg.tmp / "sessions" / "test" / "connections.json").read_text(),
+                 10, what="the connection to be remembered")
+        old = jg.status()["processes"]["engine"]
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: (s := jg.status())["processes"]["engine"] not in (None, old) and s["engine_running"], 20,
+                 what="a new engine")
+        wait_for(lambda: [p.name for p in c.get_all_connections(rec)] == ["jackgen:track_07_L"], 10,
+                 what="the connection to be restored")
+    finally:
+        c.deactivate()
+        c.close()

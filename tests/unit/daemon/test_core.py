@@ -41,6 +41,17 @@ def track_events(evs, t):
     return [(e[2], e[4]) for e in evs if e[0] == S.EVT_TRACK and e[1] == t]
 
 
+def start_stream(rings, t, frames, at=0, end=False, epoch=1):
+    """Producer side: put ``frames`` in track ``t``'s ring as stream ``epoch``; tell the engine to play it."""
+    ring = rings.tracks[t]
+    ring.begin_stream(epoch)
+    ring.write(frames)
+    if end:
+        ring.end_stream()
+    rings.commands.put(S.pack(S.CMD_PLAY, t, epoch, at, 0))
+    return ring
+
+
 def run(drv, blocks, n, track=None):
     tr, ms = [], []
     for _ in range(blocks):
@@ -59,12 +70,8 @@ def noise(frames, seed=0, level=0.5):
 def test_scheduled_stream_comes_out_exactly_at_its_frame(rings, n):
     core, drv = make_core(rings, n)
     x = noise(9000, seed=n)
-    ring = rings.tracks[2]
-    ring.begin_stream(1)
-    ring.write(x)
-    ring.end_stream()
     at = drv.frame + 1234
-    rings.commands.put(S.pack(S.CMD_PLAY, 2, 1, at, 0))
+    start_stream(rings, 2, x, at=at, end=True)
     blocks = (1234 + 9000 + 2 * n) // n + 1
     tr, ms = run(drv, blocks, n, track=2)
     k = 1234
@@ -79,10 +86,7 @@ def test_scheduled_stream_comes_out_exactly_at_its_frame(rings, n):
 def test_gain_change_starts_at_the_next_block_and_is_smooth(rings):
     n = 256
     core, drv = make_core(rings, n, gain_smoothing_ms=10.0)
-    ring = rings.tracks[0]
-    ring.begin_stream(1)
-    ring.write(np.full((30000, 2), 0.5, np.float32))
-    rings.commands.put(S.pack(S.CMD_PLAY, 0, 1, 0, 0))
+    start_stream(rings, 0, np.full((30000, 2), 0.5, np.float32))
     before, _ = run(drv, 4, n, track=0)
     assert np.allclose(before, 0.5)
     rings.commands.put(S.pack(S.CMD_GAIN, 0, -6.0))
@@ -101,9 +105,7 @@ def test_mute_and_solo(rings):
     n = 128
     core, drv = make_core(rings, n, gain_smoothing_ms=2.0)
     for t, level in ((0, 0.25), (1, 0.125)):
-        rings.tracks[t].begin_stream(1)
-        rings.tracks[t].write(np.full((20000, 2), level, np.float32))
-        rings.commands.put(S.pack(S.CMD_PLAY, t, 1, 0, 0))
+        start_stream(rings, t, np.full((20000, 2), level, np.float32))
     _, m = run(drv, 2, n)
     assert np.allclose(m[-1], 0.375)
     rings.commands.put(S.pack(S.CMD_SOLO, 1, 1))
@@ -120,10 +122,7 @@ def test_mute_and_solo(rings):
 def test_underrun_fades_out_counts_once_and_fades_back_in(rings):
     n = 256
     core, drv = make_core(rings, n, fade_ms=3.0)
-    ring = rings.tracks[5]
-    ring.begin_stream(1)
-    ring.write(np.full((1000, 2), 0.5, np.float32))
-    rings.commands.put(S.pack(S.CMD_PLAY, 5, 1, 0, 0))
+    ring = start_stream(rings, 5, np.full((1000, 2), 0.5, np.float32))
     tr, _ = run(drv, 8, n, track=5)
     assert core.underruns == 1, "a dry spell of several blocks counts once"
     fade = core.fade_len
@@ -142,10 +141,7 @@ def test_underrun_fades_out_counts_once_and_fades_back_in(rings):
 def test_stop_fades_out_at_its_frame(rings):
     n = 256
     core, drv = make_core(rings, n)
-    ring = rings.tracks[0]
-    ring.begin_stream(1)
-    ring.write(np.full((20000, 2), 0.5, np.float32))
-    rings.commands.put(S.pack(S.CMD_PLAY, 0, 1, 0, 0))
+    start_stream(rings, 0, np.full((20000, 2), 0.5, np.float32))
     run(drv, 2, n)
     stop_at = drv.frame + 300
     rings.commands.put(S.pack(S.CMD_STOP, 0, stop_at))
@@ -188,11 +184,7 @@ def test_commands_per_block_are_bounded(rings):
 def test_block_size_changes_mid_stream_keep_the_stream_exact(rings):
     core, drv = make_core(rings, 256)
     x = noise(20000, seed=7)
-    ring = rings.tracks[1]
-    ring.begin_stream(1)
-    ring.write(x)
-    ring.end_stream()
-    rings.commands.put(S.pack(S.CMD_PLAY, 1, 1, 0, 0))
+    start_stream(rings, 1, x, end=True)
     outs = []
     for n in [256] * 3 + [33] * 50 + [4096] * 3 + [1] * 100 + [512] * 20:
         t, _ = drv.run_block(n)
@@ -203,12 +195,8 @@ def test_block_size_changes_mid_stream_keep_the_stream_exact(rings):
 
 def test_a_new_engine_resumes_a_stream_where_the_old_one_stopped(rings):
     x = noise(8192, seed=3)
-    ring = rings.tracks[4]
-    ring.begin_stream(1)
-    ring.write(x)
-    ring.end_stream()
     core, drv = make_core(rings, 256)
-    rings.commands.put(S.pack(S.CMD_PLAY, 4, 1, 0, 0))
+    start_stream(rings, 4, x, end=True)
     first, _ = run(drv, 10, 256, track=4)
     del core, drv  # the engine "crashes"; the rings (and their counters) live on
     core2, drv2 = make_core(rings, 256)
@@ -223,9 +211,7 @@ def test_no_allocation_growth_over_100k_callbacks(rings):
     core, drv = make_core(rings, n)
     chunk = noise(4096, seed=1, level=0.05)
     for t in range(16):
-        rings.tracks[t].begin_stream(1)
-        rings.tracks[t].write(chunk)
-        rings.commands.put(S.pack(S.CMD_PLAY, t, 1, 0, 0))
+        start_stream(rings, t, chunk)
 
     def blocks(count):
         for i in range(count):

@@ -1,0 +1,95 @@
+"""Remember who is connected to jackgen's JACK ports and restore it after a restart.
+
+When the engine dies, JACK drops every connection to its ports (Ardour's record
+inputs, the monitor outputs). Control keeps a snapshot, taken with a small JACK
+client of its own that is never activated (it only queries and connects, and has
+no process callback), in ``sessions/<name>/connections.json``, and reconnects
+when an engine says hello: after an engine crash, and after a restart of jackgen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import jack
+
+log = logging.getLogger("jackgen.connections")
+
+
+class ConnectionKeeper:
+    def __init__(self, client_name: str, server: str | None, path: Path) -> None:
+        self.prefix = client_name + ":"
+        self.server = server
+        self.path = path
+        self._client: jack.Client | None = None
+        self.saved: dict[str, list[str]] = self._load()
+
+    def _load(self) -> dict[str, list[str]]:
+        try:
+            data = json.loads(self.path.read_text())
+            return {str(k): [str(p) for p in v] for k, v in data.items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _jack(self) -> jack.Client | None:
+        if self._client is None:
+            try:
+                self._client = jack.Client("jackgen-control", no_start_server=True, servername=self.server)
+            except jack.JackError:
+                return None
+        return self._client
+
+    def snapshot(self) -> dict[str, list[str]] | None:
+        """Current connections of our ports, or None if JACK or the engine is not there."""
+        c = self._jack()
+        if c is None:
+            return None
+        try:
+            ours = c.get_ports(self.prefix)
+            if not ours:
+                return None
+            return {p.name: sorted(q.name for q in c.get_all_connections(p)) for p in ours}
+        except jack.JackError:
+            self.close()
+            return None
+
+    def update(self) -> bool:
+        """Take a snapshot and save it if it changed; returns True if saved."""
+        snap = self.snapshot()
+        if snap is None or snap == self.saved:
+            return False
+        self.saved = snap
+        from jackgen.daemon.control import atomic_write_json
+
+        atomic_write_json(self.path, snap)
+        return True
+
+    def restore(self) -> int:
+        """Reconnect everything in the last snapshot that is missing; returns how many."""
+        c = self._jack()
+        if c is None or not self.saved:
+            return 0
+        made = 0
+        for ours, peers in self.saved.items():
+            for peer in peers:
+                try:
+                    port = c.get_port_by_name(ours)
+                    src, dst = (ours, peer) if port.is_output else (peer, ours)
+                    if peer not in [q.name for q in c.get_all_connections(port)]:
+                        c.connect(src, dst)
+                        made += 1
+                except jack.JackError as e:
+                    log.info("could not restore %s <-> %s: %s", ours, peer, e)
+        if made:
+            log.info("restored %d JACK connection(s) to jackgen's ports", made)
+        return made
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except jack.JackError:
+                pass
+            self._client = None
