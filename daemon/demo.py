@@ -104,7 +104,8 @@ def run_demo(cfg: Config, config_path: str | None, seconds: float) -> int:
             ("recording", str(out)),
             ("duration", f"{data.shape[0] / rec.sample_rate:.2f} s ({data.shape[0]} frames, {rec.sample_rate} Hz)"),
             ("peak / RMS", f"{peak_db:.1f} dBFS / {rms_db:.1f} dBFS"),
-            ("xruns", str(st["xruns"])),
+            ("xruns", f"{rec.xruns_during()} during the recording, {st['xruns']} since the engine started "
+                      "(JACK graph changes, e.g. clients connecting, often cause a few)"),
             ("underruns", str(st["underruns"])),
             ("DSP load (JACK)", f"{st['dsp_load']:.1f} %"),
             ("callback mean / max", f"{st['callback_mean_us']:.0f} µs / {st['callback_max_us']:.0f} µs "

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -188,6 +189,11 @@ class JackDriver:
     # ---- main thread -----------------------------------------------------
     def run(self) -> int:
         c = self.client
+        self.core.warm_up()
+        # The callback waits for the GIL whenever another thread of ours runs
+        # Python; the interpreter makes such a thread hand it over only every
+        # switch interval (5 ms by default: a whole period at 256 frames).
+        sys.setswitchinterval(0.0005)
         gc.collect()
         gc.freeze()  # everything built so far is permanent; nothing new is cyclic
         gc.disable()

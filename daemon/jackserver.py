@@ -11,10 +11,16 @@ import jack
 
 
 def server_running(server: str | None = None) -> bool:
+    """True if a JACK server answers. libjack's own complaints while probing are muted."""
+    jack.set_error_function(lambda _msg: None)
+    jack.set_info_function(lambda _msg: None)
     try:
         c = jack.Client("jackgen-probe", no_start_server=True, servername=server)
     except jack.JackError:
         return False
+    finally:
+        jack.set_error_function(None)
+        jack.set_info_function(None)
     c.close()
     return True
 

@@ -25,6 +25,15 @@ class Recording:
     xruns: int
     gaps: int = 0  # cycles the recorder missed (left as zeros)
     valid: np.ndarray | None = None  # (frames,) bool: False where a cycle was missed
+    xrun_frames: list[int] | None = None  # JACK frame time when each xrun was reported
+    block_size: int = 0
+
+    def xruns_during(self, margin_blocks: int = 2) -> int:
+        """xruns reported while the captured frames were playing (graph changes around the
+        capture, e.g. this recorder connecting, often cause xruns that touch nothing recorded)."""
+        lo = self.start_frame - margin_blocks * self.block_size
+        hi = self.start_frame + len(self.data) + margin_blocks * self.block_size
+        return sum(1 for f in (self.xrun_frames or []) if lo <= f <= hi)
 
     def write(self, path: str, subtype: str = "FLOAT") -> None:
         sf.write(path, self.data, self.sample_rate, subtype=subtype)
@@ -92,8 +101,11 @@ def record(
             if state["pos"] >= total:
                 done.set()
 
-        def xrun(_delay: float) -> None:
+        xrun_frames: list[int] = []
+
+        def xrun(_delay: float) -> None:  # notification thread
             state["xruns"] += 1
+            xrun_frames.append(client.frame_time)
 
         client.set_process_callback(process)
         client.set_xrun_callback(xrun)
@@ -107,6 +119,7 @@ def record(
             raise TimeoutError(f"recording did not finish within {limit:.0f} s (is the JACK server running?)")
         time.sleep(0)  # let the callback return before deactivating
         client.deactivate()
-        return Recording(int(state["start"]), rate, buf, state["xruns"], state["gaps"], valid)
+        return Recording(int(state["start"]), rate, buf, state["xruns"], state["gaps"], valid, xrun_frames,
+                         client.blocksize)
     finally:
         client.close()

@@ -82,13 +82,12 @@ def exact_capture(jg, path, track, x, rate=48000, extra_ports=(), attempts=3):
     names = [f"track_{track:02d}_L", f"track_{track:02d}_R", *extra_ports]
     noisy = []
     for _ in range(attempts):
-        xr0 = jg.status()["xruns"]
         at = jg.sync() + rate  # one second ahead
         r = jg.api("POST", f"/api/tracks/{track}/play", {"file": path, "at": at})
         assert r["at_frame"] == at
         rec = record(ports(None, *names), (len(x) + lead) / rate + 0.2, start_at=at - lead)
         assert rec.start_frame == at - lead
-        xruns = jg.status()["xruns"] - xr0 + rec.xruns
+        xruns = rec.xruns_during()
         if xruns == 0 and rec.gaps == 0:
             y = rec.data[lead : lead + len(x), 0:2]
             bad = np.nonzero((y != x).any(axis=1))[0]
