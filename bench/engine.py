@@ -110,7 +110,7 @@ class XrunObserver:
 
 
 def run(args: argparse.Namespace) -> dict:
-    server_name = f"jackgen-bench-{os.getpid()}"
+    server_name = "jackgen-bench"  # fixed: see DummyJack on jack2's server registry
     rate = args.rate
     period_us = args.frames / rate * 1e6
     jackd = DummyJack(server_name, rate, args.frames, realtime=not args.no_realtime).start()

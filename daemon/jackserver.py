@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 
 import jack
@@ -26,7 +28,13 @@ def server_running(server: str | None = None) -> bool:
 
 
 class DummyJack:
-    """A jackd with the dummy backend, owned by whoever started it (always stopped)."""
+    """A jackd with the dummy backend, owned by whoever started it (always stopped).
+
+    Use a fixed server name per purpose, not a fresh one per run: jack2's
+    shared-memory registry has 8 server slots and reclaims a dead server's slot
+    only for a server of the same name, so unique names from killed servers
+    fill it up until no jackd can start.
+    """
 
     def __init__(self, server: str | None = None, rate: int = 48000, period: int = 256,
                  realtime: bool = False, log_path: str | None = None) -> None:
@@ -47,12 +55,20 @@ class DummyJack:
         args += ["-R", "-P", "70"] if self.realtime else ["--no-realtime"]
         args += ["-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        if not self.log_path:
+            self.log_path = os.path.join(tempfile.gettempdir(), f"jackd-{self.server or 'default'}.log")
+        out = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jackd exited with code {self.proc.returncode}: {' '.join(args)}")
+                with open(self.log_path, errors="replace") as f:
+                    tail = "".join(f.readlines()[-6:]).strip()
+                raise RuntimeError(
+                    f"jackd exited with code {self.proc.returncode}: {' '.join(args)}\n{tail}\n"
+                    "(is a server of that name already running? if many jackd were killed, jack2's "
+                    "registry may be full: stop every jackd and remove /dev/shm/jack-shm-registry)"
+                )
             if server_running(self.server):
                 return self
             time.sleep(0.1)
@@ -67,4 +83,11 @@ class DummyJack:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc is not None and self.server:
+            # a killed jackd leaves its segments behind; the server is gone, so they are ours to remove
+            for path in glob.glob(f"/dev/shm/jack_{self.server}_*") + glob.glob(f"/dev/shm/jack_sem.*_{self.server}_*"):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
         self.proc = None

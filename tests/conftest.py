@@ -45,7 +45,7 @@ def wait_for(pred, timeout_s: float = 10.0, interval_s: float = 0.05, what: str 
 @pytest.fixture(scope="session")
 def jack_server():
     """A private jackd (dummy backend, 48 kHz, 512 frames) for the whole session."""
-    name = f"jackgen-test-{os.getpid()}"
+    name = "jackgen-test"  # fixed: see DummyJack on jack2's server registry
     server = DummyJack(name, 48000, 512, realtime=False).start()
     old = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = name
@@ -66,7 +66,7 @@ def own_jack():
     old = os.environ.get("JACK_DEFAULT_SERVER")
 
     def start(rate: int = 48000, period: int = 512) -> DummyJack:
-        name = f"jackgen-own-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        name = f"jackgen-test-own-{len(started) + 1}"  # fixed names: see DummyJack
         server = DummyJack(name, rate, period, realtime=False).start()
         started.append(server)
         os.environ["JACK_DEFAULT_SERVER"] = name
@@ -171,7 +171,7 @@ def _our_processes() -> list[str]:
     found = []
     for line in out.splitlines()[1:]:
         pid, ppid, args = line.split(None, 2)
-        if ("jackgen:" in args or "jackgen-test-" in args or "jackgen-own-" in args) and pid != me:
+        if ("jackgen:" in args or "-n jackgen-test" in args) and pid != me:
             found.append(line.strip())
     return found
 
