@@ -27,6 +27,12 @@ CMD_PLAY = 5  # [op, track, epoch: int, at_frame: int, resume: int]
 CMD_STOP = 6  # [op, track, at_frame: int]
 CMD_PING = 7  # [op, token: int]   -> EVT_PONG once every command before it is applied
 CMD_STATUS = 8  # [op]            -> an EVT_STATUS now
+CMD_ARM = 9  # [op, track, epoch: int]  a clip waits in the ring; a trigger (note, play) starts it
+CMD_MAP_NOTE = 10  # [op, note 0-127, track or -1]  JACK MIDI note-on -> trigger that track
+CMD_GATE = 11  # [op, track, on]  note-off stops the track (gate mode)
+CMD_MIDI_CC = 12  # [op, on]  default CC mapping on/off: CC7/CC10 on channel N -> gain/pan of track N
+# CMD_GAIN/PAN/MUTE/SOLO take an optional trailing at_frame: applied in the block
+# that contains that frame (OSC bundles with a future timetag).
 
 # ---- events: [op, ...] ----
 EVT_HELLO = 1  # [op, pid, sample_rate, block_size, tracks]
@@ -36,6 +42,8 @@ EVT_METERS = 3  # [op, frame_time, track_peaks[T*2], track_rms[T*2], master_peak
 EVT_TRACK = 4  # [op, track, state, epoch, frame]
 EVT_PONG = 5  # [op, token, frame_time]
 EVT_ERROR = 6  # [op, code, track, detail: int]
+EVT_MIDI = 7  # [op, frame, status, data1, data2]  every short message on midi_in (learn, mappings)
+EVT_APPLIED = 8  # [op, opcode, track, frame]  a timed command took effect
 
 # Track states reported in EVT_TRACK (and kept by the engine).
 TRACK_IDLE = 0
@@ -46,6 +54,7 @@ TRACK_ENDED = 4  # event only: the stream reached its end
 TRACK_UNDERRUN = 5  # event only: the ring ran dry while playing
 TRACK_RECOVERED = 6  # event only: data came back after an underrun
 TRACK_ABORTED = 7  # event only: the producer gave up
+TRACK_ARMED = 8  # a clip waits in the ring for a trigger
 
 TRACK_STATE_NAMES = {
     TRACK_IDLE: "idle",
@@ -56,10 +65,15 @@ TRACK_STATE_NAMES = {
     TRACK_UNDERRUN: "underrun",
     TRACK_RECOVERED: "playing",
     TRACK_ABORTED: "aborted",
+    TRACK_ARMED: "armed",
 }
 
 ERR_BAD_COMMAND = 1
 ERR_BLOCK_TOO_LARGE = 2
+ERR_TIMED_QUEUE_FULL = 3
+
+MAX_MIDI_EVENTS_PER_BLOCK = 128
+MAX_TIMED_COMMANDS = 256
 
 STATUS_FIELDS = (
     "frame_time",
@@ -74,6 +88,10 @@ STATUS_FIELDS = (
     "sample_rate",
     "events_dropped",
     "callback_errors",
+    "cycle_usecs",  # JACK time (CLOCK_MONOTONIC_RAW, µs) at frame_time
+    "period_usecs",  # JACK's estimate of the period, µs (maps µs <-> frames)
+    "midi_events",
+    "late_timed",
 )
 
 

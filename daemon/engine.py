@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 
+import cffi
 import jack
 import numpy as np
 
@@ -32,6 +33,7 @@ from jack import _ffi as jack_ffi  # noqa: PLC2701
 from jack import _lib as jack_lib  # noqa: PLC2701
 
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
+from jackgen.bridge.schema import MAX_MIDI_EVENTS_PER_BLOCK
 from jackgen.daemon.config import Config
 from jackgen.daemon.proctitle import set_title
 from jackgen.daemon.rt import EngineCore
@@ -40,6 +42,15 @@ from jackgen.dsp._kernels import ffi as kffi
 from jackgen.dsp._kernels import lib as klib
 
 log = logging.getLogger("jackgen.engine")
+
+# JACK-Client does not bind jack_get_cycle_times; a small ABI-mode handle on libjack
+# does. Its µs are CLOCK_MONOTONIC_RAW, the clock control maps OSC timetags with.
+_jt_ffi = cffi.FFI()
+_jt_ffi.cdef(
+    "int jack_get_cycle_times(void *client, uint32_t *current_frames, uint64_t *current_usecs,"
+    " uint64_t *next_usecs, float *period_usecs);"
+)
+_jt_lib = _jt_ffi.dlopen("libjack.so.0")
 
 PRETTY_NAME = "http://jackaudio.org/metadata/pretty-name"
 HIST_US = 100_000  # callback-time histogram: 1 µs buckets up to 100 ms
@@ -119,6 +130,17 @@ class JackDriver:
             "void *[]", [kffi.cast("void *", jack_ffi.cast("uintptr_t", p._ptr)) for p in self.outports]  # noqa: SLF001
         )
         self._n_ports = len(self.outports)
+        self._cycle = (_jt_ffi.new("uint32_t *"), _jt_ffi.new("uint64_t *"), _jt_ffi.new("uint64_t *"),
+                       _jt_ffi.new("float *"))
+        self._client_vp = _jt_ffi.cast("void *", jack_ffi.cast("uintptr_t", self._client_ptr))
+
+        def jack_fn(ctype: str, name: str):
+            return kffi.cast(ctype, jack_ffi.cast("uintptr_t", jack_ffi.addressof(jack_lib, name)))
+
+        self._midi_count_fn = jack_fn("jg_midi_count_fn", "jack_midi_get_event_count")
+        self._midi_get_fn = jack_fn("jg_midi_get_fn", "jack_midi_event_get")
+        self._midi_port = kffi.cast("void *", jack_ffi.cast("uintptr_t", self.midi_in._ptr))  # noqa: SLF001
+        self._p_midi = kffi.cast("uint64_t *", kffi.from_buffer(self.core.midi_buf))
         self.hist = np.zeros(HIST_US, dtype=np.int64)
         c.set_process_callback(self._process)
         # xruns are counted by a C callback into this array (see jg_count_event)
@@ -151,7 +173,16 @@ class JackDriver:
         t0 = time.perf_counter_ns()
         core = self.core
         try:
-            core.process(frames, jack_lib.jack_last_frame_time(self._client_ptr))
+            cf, cu, _cn, cp = self._cycle
+            if _jt_lib.jack_get_cycle_times(self._client_vp, cf, cu, _cn, cp) == 0:
+                frame_time = cf[0]
+                core.cycle_usecs = cu[0]
+                core.period_usecs = cp[0]
+            else:
+                frame_time = jack_lib.jack_last_frame_time(self._client_ptr)
+            midi = klib.jg_midi_collect(self._get_buffer, self._midi_count_fn, self._midi_get_fn, self._midi_port,
+                                        frames, self._p_midi, MAX_MIDI_EVENTS_PER_BLOCK)
+            core.process(frames, frame_time, midi)
             klib.jg_scatter_rows(self._get_buffer, self._port_array, core._p_out, self._n_ports, frames)  # noqa: SLF001
             core.dsp_load = jack_lib.jack_cpu_load(self._client_ptr)
             core.xruns = int(self.xrun_counter[0])

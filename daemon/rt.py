@@ -42,11 +42,19 @@ from jackgen.dsp._kernels import lib as klib
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB, fade_curve, track_gains
 
 CHANNELS = 2
+TIMED_OPS = (S.CMD_GAIN, S.CMD_PAN, S.CMD_MUTE, S.CMD_SOLO)
 
 # Per-track read mode for the batched ring read (bridge C helper jg_read_tracks).
 MODE_IDLE = 0  # silent: the helper zeroes the block
 MODE_BULK = 1  # steady playback: the helper reads the block
 MODE_SPECIAL = 2  # starting, stopping or recovering: _pull_track does it in Python
+
+
+def cc_to_gain_db(value: int) -> float:
+    """MIDI CC 0-127 to fader dB: 100 is 0 dB, 127 about +4 dB, 0 is silence (-120)."""
+    if value <= 0:
+        return MIN_GAIN_DB
+    return max(MIN_GAIN_DB, 40.0 * math.log10(value / 100.0))
 
 
 def _fptr(arr: np.ndarray, ctype: str = "float *"):
@@ -117,6 +125,23 @@ class EngineCore:
         self._p_got = ffi.cast("uint64_t *", ffi.from_buffer(self.got))
         self.active = np.ones(T, dtype=np.uint8)  # the kernel mixes every track (idle ones are zeros)
         self._p_active = kffi.cast("uint8_t *", kffi.from_buffer(self.active))
+
+        # MIDI: notes 36-51 trigger tracks 1-16 (any channel) unless remapped; CC7/CC10 on
+        # channel N set track N's gain/pan. The driver fills midi_buf before process().
+        self.note_to_track = [-1] * 128
+        for i in range(min(T, 16)):
+            self.note_to_track[36 + i] = i
+        self.gate = [False] * T
+        self.midi_cc = True
+        self.midi_buf = np.zeros(S.MAX_MIDI_EVENTS_PER_BLOCK, dtype=np.uint64)
+        self.midi_events = 0
+        self.armed_epoch = [0] * T
+        # Timed gain/pan/mute/solo (OSC bundles): [due_frame, command] in arrival order.
+        self._timed: list[list] = []
+        self.late_timed = 0
+        # JACK clock at the start of this block (driver; for mapping timetags to frames).
+        self.cycle_usecs = 0
+        self.period_usecs = 0.0
 
         self.fade_len = max(1, int(round(fade_ms * 1e-3 * sample_rate)))
         self.fade_out = fade_curve(self.fade_len, fade_in=False)
@@ -217,15 +242,21 @@ class EngineCore:
         self.events.put(S.pack(S.EVT_HELLO, pid, self.sample_rate, self.n, self.n_tracks))
 
     # ------------------------------------------------------------ process thread
-    def process(self, n: int, frame_time: int) -> None:
+    def process(self, n: int, frame_time: int, midi_count: int = 0) -> None:
         """Produce one block of ``n`` frames starting at JACK frame ``frame_time``.
 
-        Process thread. Fills ``out``: ``track_out`` (T, 2, n), ``master_out`` (2, n).
+        Process thread. ``midi_count`` short MIDI messages are waiting in
+        ``midi_buf`` (offset << 24 | status << 16 | data1 << 8 | data2). Fills
+        ``out``: ``track_out`` (T, 2, n), ``master_out`` (2, n).
         """
         if n != self.n:
             self.set_block_size(n)
         if self.max_commands_per_block and ringlib.jg_msg_pending(self.commands._base):  # noqa: SLF001
-            self._drain_commands(frame_time)
+            self._drain_commands(frame_time, n)
+        if self._timed:
+            self._run_timed(frame_time, n)
+        if midi_count:
+            self._handle_midi(midi_count, frame_time)
         T = self.n_tracks
         short = ringlib.jg_read_tracks(self._ring_bases, self._p_mode, self._p_tb, T, n, self._p_got)
         if self._n_special:
@@ -262,17 +293,93 @@ class EngineCore:
         self._mode_py[t] = mode
         self.mode[t] = mode
 
-    def _drain_commands(self, frame_time: int) -> None:
+    def _drain_commands(self, frame_time: int, n: int) -> None:
         cmds = self.commands
         for _ in range(self.max_commands_per_block):
             view = cmds.get_view()
             if view is None:
                 return
             try:
-                self._apply(S.unpack(view), frame_time)
+                c = S.unpack(view)
+                if len(c) == 4 and c[0] in TIMED_OPS:
+                    due = int(c[3])
+                    if due >= frame_time + n:
+                        self._schedule(c, frame_time)
+                        continue
+                    if 0 < due < frame_time:
+                        self.late_timed += 1  # arrived after its frame: act at once, counted
+                self._apply(c, frame_time)
             except Exception:  # malformed record: count it, report it, keep going
                 self.bad_commands += 1
                 self.events.put(S.pack(S.EVT_ERROR, S.ERR_BAD_COMMAND, -1, self.bad_commands))
+
+    def _schedule(self, c: list, frame_time: int) -> None:
+        if len(self._timed) >= S.MAX_TIMED_COMMANDS:
+            self.events.put(S.pack(S.EVT_ERROR, S.ERR_TIMED_QUEUE_FULL, int(c[1]), len(self._timed)))
+            self._apply(c, frame_time)  # better now than never
+            return
+        self._timed.append(c)
+
+    def _run_timed(self, frame_time: int, n: int) -> None:
+        """Apply queued timed commands whose frame falls in this block (in arrival order)."""
+        end = frame_time + n
+        i = 0
+        timed = self._timed
+        while i < len(timed):
+            c = timed[i]
+            if int(c[3]) < end:
+                del timed[i]
+                try:
+                    self._apply(c, frame_time)
+                    self.events.put(S.pack(S.EVT_APPLIED, c[0], c[1], frame_time))
+                except Exception:
+                    self.bad_commands += 1
+            else:
+                i += 1
+
+    def _handle_midi(self, count: int, frame_time: int) -> None:
+        """Notes trigger armed tracks at their exact frame; CC7/CC10 set gain/pan. Process thread."""
+        buf = self.midi_buf
+        self.midi_events += count
+        for i in range(count):
+            v = int(buf[i])
+            offset = v >> 24
+            status = (v >> 16) & 0xFF
+            d1 = (v >> 8) & 0x7F
+            d2 = v & 0x7F
+            kind = status & 0xF0
+            frame = frame_time + offset
+            self.events.put(S.pack(S.EVT_MIDI, frame, status, d1, d2))
+            if kind == 0x90 and d2 > 0:
+                t = self.note_to_track[d1]
+                if t >= 0:
+                    self.trigger(t, frame)
+            elif kind == 0x80 or (kind == 0x90 and d2 == 0):
+                t = self.note_to_track[d1]
+                if t >= 0 and self.gate[t] and self.state[t] == S.TRACK_PLAYING:
+                    self.stop_at[t] = frame
+                    self.state[t] = S.TRACK_STOPPING
+                    self.fade_pos[t] = -1
+                    self._set_mode(t, MODE_SPECIAL)
+            elif kind == 0xB0 and self.midi_cc:
+                t = status & 0x0F
+                if t < self.n_tracks and d1 == 7:
+                    self.gain_db[t] = cc_to_gain_db(d2)
+                    self._retarget()
+                elif t < self.n_tracks and d1 == 10:
+                    self.pan[t] = max(-1.0, (d2 - 64) / 63.0)
+                    self._retarget()
+
+    def trigger(self, t: int, frame: int) -> None:
+        """Start track t's armed clip at ``frame`` (a note-on, or play without a file)."""
+        if self.state[t] == S.TRACK_ARMED:
+            self.want_epoch[t] = self.armed_epoch[t]
+            self.start_at[t] = frame
+            self.resume[t] = False
+            self.state[t] = S.TRACK_PENDING
+            self._set_mode(t, MODE_SPECIAL)
+        # Not armed (already playing, or nothing loaded): control sees the note as an
+        # EVT_MIDI and decides (restart, re-arm); the engine never waits for audio.
 
     def _apply(self, c: list, frame_time: int) -> None:
         op = c[0]
@@ -282,8 +389,11 @@ class EngineCore:
         if op == S.CMD_STATUS:
             self._send_status(frame_time)
             return
+        if op == S.CMD_MIDI_CC:
+            self.midi_cc = bool(c[1])
+            return
         t = int(c[1])
-        if not 0 <= t < self.n_tracks:
+        if not 0 <= t < (128 if op == S.CMD_MAP_NOTE else self.n_tracks):
             raise ValueError("track out of range")
         if op == S.CMD_GAIN:
             g = float(c[2])
@@ -314,9 +424,22 @@ class EngineCore:
             self.in_underrun[t] = False
             self.state[t] = S.TRACK_PENDING
             self._set_mode(t, MODE_SPECIAL)
+        elif op == S.CMD_ARM:
+            epoch = int(c[2])
+            self.armed_epoch[t] = epoch
+            if self.state[t] in (S.TRACK_IDLE, S.TRACK_ARMED):
+                self.state[t] = S.TRACK_ARMED
+                self.want_epoch[t] = epoch
+                self._set_mode(t, MODE_IDLE)
+                self._track_event(t, S.TRACK_ARMED, frame_time)
+        elif op == S.CMD_MAP_NOTE:
+            note, track = t, int(c[2])  # c[1] is the note here
+            self.note_to_track[note] = track if 0 <= track < self.n_tracks else -1
+        elif op == S.CMD_GATE:
+            self.gate[t] = bool(c[2])
         elif op == S.CMD_STOP:
             at = int(c[2])
-            if self.state[t] == S.TRACK_PENDING:
+            if self.state[t] in (S.TRACK_PENDING, S.TRACK_ARMED):
                 self._go_idle(t, S.TRACK_IDLE, frame_time)
             elif self.state[t] == S.TRACK_PLAYING:
                 self.stop_at[t] = at
@@ -491,6 +614,10 @@ class EngineCore:
                 self.sample_rate,
                 self.events.dropped,
                 self.callback_errors,
+                self.cycle_usecs,
+                self.period_usecs,
+                self.midi_events,
+                self.late_timed,
             )
         )
         self.cb_max_ns = 0

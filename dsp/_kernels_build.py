@@ -27,6 +27,12 @@ void jg_scatter_rows(jg_get_buffer_fn get_buffer, void **ports, const float *row
                      uint32_t n_rows, uint32_t n);
 void jg_zero_ports(jg_get_buffer_fn get_buffer, void **ports, uint32_t n_rows, uint32_t n);
 int jg_count_event(void *counter);
+
+typedef struct { uint32_t time; size_t size; uint8_t *buffer; } jg_midi_event_t;
+typedef uint32_t (*jg_midi_count_fn)(void *port_buffer);
+typedef int (*jg_midi_get_fn)(jg_midi_event_t *event, void *port_buffer, uint32_t index);
+uint32_t jg_midi_collect(jg_get_buffer_fn get_buffer, jg_midi_count_fn count, jg_midi_get_fn get,
+                         void *port, uint32_t n, uint64_t *out, uint32_t max_events);
 """
 
 SOURCE = r"""
@@ -145,6 +151,30 @@ void jg_scatter_rows(jg_get_buffer_fn get_buffer, void **ports, const float *row
 int jg_count_event(void *counter) {
     __atomic_fetch_add((uint64_t *)counter, 1, __ATOMIC_RELAXED);
     return 0;
+}
+
+/* Copy this block's short MIDI messages from a JACK MIDI port into `out`, one
+   uint64 each: offset << 24 | status << 16 | data1 << 8 | data2. SysEx and longer messages are skipped.
+   libjack's functions come in as pointers (jack_port_get_buffer,
+   jack_midi_get_event_count, jack_midi_event_get). Returns how many. */
+typedef struct { uint32_t time; size_t size; uint8_t *buffer; } jg_midi_event_t;
+typedef uint32_t (*jg_midi_count_fn)(void *port_buffer);
+typedef int (*jg_midi_get_fn)(jg_midi_event_t *event, void *port_buffer, uint32_t index);
+
+uint32_t jg_midi_collect(jg_get_buffer_fn get_buffer, jg_midi_count_fn count, jg_midi_get_fn get,
+                         void *port, uint32_t n, uint64_t *out, uint32_t max_events) {
+    void *buf = get_buffer(port, n);
+    if (!buf) return 0;
+    uint32_t total = count(buf), k = 0;
+    jg_midi_event_t ev;
+    for (uint32_t i = 0; i < total && k < max_events; i++) {
+        if (get(&ev, buf, i) != 0 || ev.size < 1 || ev.size > 3) continue;
+        uint8_t st = ev.buffer[0];
+        if (st < 0x80 || st >= 0xF0) continue;
+        uint8_t d1 = ev.size > 1 ? ev.buffer[1] & 0x7F : 0, d2 = ev.size > 2 ? ev.buffer[2] & 0x7F : 0;
+        out[k++] = ((uint64_t)ev.time << 24) | ((uint64_t)st << 16) | ((uint64_t)d1 << 8) | d2;
+    }
+    return k;
 }
 
 void jg_zero_ports(jg_get_buffer_fn get_buffer, void **ports, uint32_t n_rows, uint32_t n) {
