@@ -29,6 +29,7 @@ import soundfile as sf
 from jackgen.bridge import schema as S
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.bridge.ring import InstanceLock, RingError
+from jackgen.daemon.clock import EngineClock, TempoMap
 from jackgen.daemon.config import Config
 from jackgen.daemon.connections import ConnectionKeeper
 from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check_track
@@ -47,6 +48,7 @@ class TrackState:
     mute: bool = False
     solo: bool = False
     armed: str | None = None  # clip path armed for triggers
+    armed_epoch: int = 0  # the armed clip's stream, once it waits in the ring
     # runtime (not persisted)
     state: str = "idle"
     epoch: int = 0
@@ -177,7 +179,8 @@ class Control:
         self.session = session or cfg.control.session
         self.session_dir = cfg.session_dir(self.session)
         self.tracks = [TrackState() for _ in range(N_TRACKS)]
-        self.tempo_bpm = cfg.control.tempo_bpm
+        self.tempo = TempoMap(cfg.control.tempo_bpm, cfg.control.beats_per_bar)
+        self.clock = EngineClock()
         self.engine_status: dict[str, Any] = {}
         self._status_rx_mono = 0.0
         self.engine_pid: int | None = None
@@ -221,7 +224,8 @@ class Control:
                 tr.mute = bool(d.get("mute", False))
                 tr.solo = bool(d.get("solo", False))
                 tr.armed = d.get("armed")
-            self.tempo_bpm = float(data.get("tempo_bpm", self.tempo_bpm))
+            self.tempo.bpm = float(data.get("tempo_bpm", self.tempo.bpm))
+            self.tempo.beats_per_bar = int(data.get("beats_per_bar", self.tempo.beats_per_bar))
             log.info("session '%s' loaded from %s", self.session, path)
         except (ValueError, TypeError, AttributeError) as e:
             backup = path.with_suffix(f".broken-{int(time.time())}.json")
@@ -234,7 +238,8 @@ class Control:
             {
                 "version": SESSION_VERSION,
                 "name": self.session,
-                "tempo_bpm": self.tempo_bpm,
+                "tempo_bpm": self.tempo.bpm,
+                "beats_per_bar": self.tempo.beats_per_bar,
                 "tracks": [t.persisted() for t in self.tracks],
             },
         )
@@ -291,14 +296,25 @@ class Control:
     def _on_event(self, e: list) -> None:
         op = e[0]
         if op == S.EVT_STATUS:
-            self.engine_status = dict(zip(S.STATUS_FIELDS, e[1:]))
+            st = self.engine_status = dict(zip(S.STATUS_FIELDS, e[1:]))
             self._status_rx_mono = time.monotonic()
+            self.clock = EngineClock(st["frame_time"], st.get("cycle_usecs", 0), st.get("period_usecs", 0.0),
+                                     st["block_size"], st["sample_rate"])
+            self.tempo.set_rate(st["sample_rate"])
         elif op == S.EVT_METERS:
             self.meters = {"frame": e[1], "track_peak": e[2], "track_rms": e[3], "master_peak": e[4],
                            "master_rms": e[5]}
         elif op == S.EVT_TRACK:
             _, t, state, epoch, frame = e
             tr = self.tracks[t]
+            if state == S.TRACK_ARMED:
+                if epoch == tr.armed_epoch:
+                    tr.state = "armed"
+                return
+            if epoch != tr.epoch and epoch == tr.armed_epoch and state == S.TRACK_PLAYING:
+                tr.epoch = epoch  # a note (or play) started the armed clip
+                tr.source = tr.armed
+                tr.stream_id = self.streams[t].id if t in self.streams else None
             if epoch != tr.epoch:
                 return  # about a stream that has been replaced
             name = S.TRACK_STATE_NAMES.get(state, "?")
@@ -307,6 +323,9 @@ class Control:
             if state in (S.TRACK_ENDED, S.TRACK_ABORTED, S.TRACK_IDLE):
                 tr.ended_frame = frame
                 self._finish_stream(t)
+                if tr.armed:  # the clip played (or was stopped): get it ready for the next trigger
+                    tr.armed_epoch = 0
+                    self._spawn(self._arm(t))
             if state == S.TRACK_UNDERRUN:
                 log.warning("track %d ran dry at frame %d (underrun)", t + 1, frame)
             tr.state = name
@@ -350,6 +369,8 @@ class Control:
             self.send(S.CMD_SOLO, t, int(tr.solo))
             if tr.state in ("playing", "pending", "underrun") and tr.epoch:
                 self.send(S.CMD_PLAY, t, tr.epoch, 0, 1)  # resume where the rings left off
+            elif tr.state == "armed" and tr.armed_epoch:
+                self.send(S.CMD_ARM, t, tr.armed_epoch)  # the clip still waits in the ring
 
     async def _on_engine_exit(self, child: ChildProcess, code: int) -> None:
         self.engine_status = {}
@@ -376,11 +397,10 @@ class Control:
         return bool(self.engine_status) and time.monotonic() - self._status_rx_mono < 2.0
 
     def now_frame(self) -> int:
-        """Best estimate of the engine's current frame time (from its last status)."""
-        st = self.engine_status
-        if "frame_time" not in st or not self.sample_rate:
+        """The engine's current frame, from the JACK clock reference in its last status."""
+        if not self.clock.valid:
             raise Unavailable("the engine has not reported its clock yet: is it running? see `jackgen status`")
-        return int(st["frame_time"] + (time.monotonic() - self._status_rx_mono) * self.sample_rate)
+        return self.clock.now()
 
     def resolve_at(self, at: str | int | None) -> int:
         """'now' -> 0 (next block); an int -> that absolute frame; 'beat'/'bar' -> the next one."""
@@ -394,13 +414,23 @@ class Control:
                 raise JackgenError("'at' frame must be >= 0")
             return frame
         if at in ("beat", "bar"):
-            rate = self.sample_rate
-            beat = 60.0 / self.tempo_bpm * rate
-            unit = beat * (self.cfg.control.beats_per_bar if at == "bar" else 1)
-            earliest = self.now_frame() + int(0.05 * rate) + int(self.engine_status.get("block_size") or 0)
-            k = math.ceil(earliest / unit)
-            return int(round(k * unit))
+            # at least a block and a little slack ahead, so the command arrives in time
+            earliest = self.now_frame() + self.clock.block + int(0.02 * self.clock.rate)
+            return self.tempo.next_boundary(earliest, at)
         raise JackgenError(f"'at' must be now, beat, bar or a frame number, got {at!r}")
+
+    def set_tempo(self, bpm: object) -> dict:
+        b = check_finite("tempo", bpm, 20.0, 400.0, "BPM")
+        at = self.now_frame() if self.clock.valid else 0
+        self.tempo.set_bpm(b, at)
+        self.save_session()
+        return {"tempo_bpm": b, "anchor_frame": self.tempo.anchor_frame}
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+        return task
 
     # ------------------------------------------------------------ feeder link
     async def _on_feeder_line(self, line: str) -> None:
@@ -496,11 +526,49 @@ class Control:
             raise JackgenError(f"audio file {path} is empty")
         return str(p)
 
-    def load(self, track: object, path: object) -> dict:
+    async def load(self, track: object, path: object) -> dict:
+        """Arm a clip: it waits in the track's ring so a trigger starts it on the exact frame."""
         t = check_track(track)
-        self.tracks[t].armed = self.check_audio_file(path)
+        tr = self.tracks[t]
+        tr.armed = self.check_audio_file(path)
+        tr.armed_epoch = 0
         self.save_session()
-        return {"track": t + 1, "armed": self.tracks[t].armed}
+        if tr.state in ("playing", "pending", "underrun", "stopping"):
+            return {"track": t + 1, "armed": tr.armed, "ready": False}  # armed once the current stream ends
+        await self._arm(t)
+        return {"track": t + 1, "armed": tr.armed, "ready": bool(tr.armed_epoch)}
+
+    async def _arm(self, t: int) -> None:
+        tr = self.tracks[t]
+        if not tr.armed or not self.sample_rate or self.feeder is None:
+            return
+        try:
+            epoch = await self._start_stream(t, tr.armed, prefill_all=True)
+        except JackgenError as e:
+            log.error("cannot arm %s on track %d: %s", tr.armed, t + 1, e)
+            return
+        tr.armed_epoch = epoch
+        self.send(S.CMD_ARM, t, epoch)
+
+    async def _start_stream(self, t: int, full: str, prefill_all: bool = False) -> int:
+        """Have the feeder stream ``full`` into track t's ring as a new epoch; returns it once primed."""
+        assert self.feeder is not None and self.rings is not None
+        await self._cancel_stream(t)
+        tr = self.tracks[t]
+        epoch = max(tr.epoch, tr.armed_epoch, self.rings.tracks[t].stream_word() >> 8) + 1
+        sid = uuid.uuid4().hex[:12]
+        stream = Stream(sid, t, epoch, full, asyncio.get_running_loop().create_future())
+        self.streams[t] = stream
+        ring_frames = self.rings.tracks[t].capacity
+        prefill = ring_frames if prefill_all else int(self.cfg.feeder.prefill_ms * 1e-3 * self.sample_rate)
+        await self.feeder.send({"op": "stream", "id": sid, "track": t, "epoch": epoch, "path": full,
+                                "rate": self.sample_rate, "prefill_frames": min(prefill, ring_frames),
+                                "resume_from": None})
+        try:
+            await asyncio.wait_for(asyncio.shield(stream.primed), 10.0)
+        except asyncio.TimeoutError:
+            raise Unavailable(f"the feeder did not deliver audio for {full} within 10 s") from None
+        return epoch
 
     async def play(self, track: object, path: object = None, at: str | int | None = "now") -> dict:
         t = check_track(track)
@@ -513,24 +581,16 @@ class Control:
         if not self.sample_rate:
             raise Unavailable("the engine is not running yet (no sample rate): check `jackgen status`")
         at_frame = self.resolve_at(at)
-        assert self.feeder is not None and self.rings is not None
-        await self._cancel_stream(t)
-        epoch = max(tr.epoch, self.rings.tracks[t].stream_word() >> 8) + 1
-        sid = uuid.uuid4().hex[:12]
-        stream = Stream(sid, t, epoch, full, asyncio.get_running_loop().create_future())
-        self.streams[t] = stream
-        tr.epoch, tr.stream_id, tr.source, tr.error = epoch, sid, full, None
+        if full == tr.armed and tr.armed_epoch and tr.state == "armed":
+            epoch = tr.armed_epoch  # already waiting in the ring: starts without any delay
+        else:
+            epoch = await self._start_stream(t, full)
+        tr.epoch, tr.source, tr.error = epoch, full, None
+        tr.stream_id = self.streams[t].id if t in self.streams else None
         tr.started_frame = tr.ended_frame = None
-        prefill = int(self.cfg.feeder.prefill_ms * 1e-3 * self.sample_rate)
-        await self.feeder.send({"op": "stream", "id": sid, "track": t, "epoch": epoch, "path": full,
-                                "rate": self.sample_rate, "prefill_frames": prefill, "resume_from": None})
-        try:
-            await asyncio.wait_for(asyncio.shield(stream.primed), 10.0)
-        except asyncio.TimeoutError:
-            raise Unavailable(f"the feeder did not deliver audio for {full} within 10 s") from None
         self.send(S.CMD_PLAY, t, epoch, at_frame, 0)
         tr.state = "pending"
-        return {"track": t + 1, "file": full, "stream": sid, "epoch": epoch, "at_frame": at_frame}
+        return {"track": t + 1, "file": full, "stream": tr.stream_id, "epoch": epoch, "at_frame": at_frame}
 
     async def _cancel_stream(self, t: int) -> None:
         s = self.streams.get(t)
@@ -579,7 +639,10 @@ class Control:
             "callback_errors": int(st.get("callback_errors", 0)),
             "engine_restarts": self.engine.restarts if self.engine else None,
             "feeder_restarts": self.feeder.restarts if self.feeder else None,
-            "tempo_bpm": self.tempo_bpm,
+            "tempo_bpm": self.tempo.bpm,
+            "beats_per_bar": self.tempo.beats_per_bar,
+            "midi_events": int(st.get("midi_events", 0)),
+            "late_timed": int(st.get("late_timed", 0)),
             "master_peak": self.meters.get("master_peak"),
             "tracks": tracks,
             "jobs": [],

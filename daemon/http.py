@@ -89,7 +89,7 @@ def build_app(control: Control) -> FastAPI:
 
     @app.post("/api/tracks/{track}/load")
     async def load(track: str, request: Request) -> dict:
-        return control.load(track, _require(await _body(request), "file"))
+        return await control.load(track, _require(await _body(request), "file"))
 
     @app.post("/api/tracks/{track}/play")
     async def play(track: str, request: Request) -> dict:
@@ -100,6 +100,10 @@ def build_app(control: Control) -> FastAPI:
     async def stop(track: str, request: Request) -> dict:
         body = await _body(request)
         return await control.stop_track(track, body.get("at", "now"))
+
+    @app.post("/api/tempo")
+    async def tempo(request: Request) -> dict:
+        return control.set_tempo(_require(await _body(request), "bpm"))
 
     @app.post("/api/sync")
     async def sync() -> dict:
