@@ -25,7 +25,10 @@ Example (every key shown with its default)::
     [control]
     http_host = "127.0.0.1"
     http_port = 8750
+    osc_host = "127.0.0.1"
+    osc_port = 57130
     sessions_dir = "sessions"
+    media_dirs = []                 # more folders audio files may be read from (besides sessions_dir)
     session = "default"
     tempo_bpm = 120.0
     beats_per_bar = 4
@@ -78,6 +81,9 @@ class ControlConfig(_Section):
     http_port: int = Field(8750, ge=0, le=65535)
     sessions_dir: str = "sessions"
     session: str = "default"
+    osc_host: str = "127.0.0.1"
+    osc_port: int = Field(57130, ge=0, le=65535)
+    media_dirs: tuple[str, ...] = ()  # folders besides the sessions folder that files may come from
     tempo_bpm: float = Field(120.0, ge=20.0, le=400.0)
     beats_per_bar: int = Field(4, ge=1, le=32)
 

@@ -33,6 +33,10 @@ class ConnectionKeeper:
         except (OSError, ValueError, AttributeError):
             return {}
 
+    def client(self) -> jack.Client | None:
+        """The (never activated) JACK client control uses for queries, transport and connections."""
+        return self._jack()
+
     def _jack(self) -> jack.Client | None:
         if self._client is None:
             try:

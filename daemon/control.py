@@ -30,7 +30,7 @@ from jackgen.bridge import schema as S
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.bridge.ring import InstanceLock, RingError
 from jackgen.daemon.clock import EngineClock, TempoMap
-from jackgen.daemon.config import Config
+from jackgen.daemon.config import Config, check_session_name
 from jackgen.daemon.connections import ConnectionKeeper
 from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check_track
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB
@@ -196,6 +196,9 @@ class Control:
         self.feeder: ChildProcess | None = None
         self._tasks: list[asyncio.Task] = []
         self.started_mono = time.monotonic()
+        self.osc = None
+        self._saver: asyncio.Task | None = None
+        self._dirty = asyncio.Event()
         self.connections = ConnectionKeeper(cfg.jack.client_name, cfg.jack_server,
                                             self.session_dir / "connections.json")
 
@@ -233,6 +236,28 @@ class Control:
             log.error("session file %s is unreadable (%s); kept a copy at %s and started fresh", path, e, backup)
 
     def save_session(self) -> None:
+        """Mark the session changed; a background task writes it at most every 0.5 s.
+
+        Faders move hundreds of times a second under MIDI/OSC automation; an fsync
+        per move made control the bottleneck (~850 OSC messages/s). At most half a
+        second of changes is at risk in a crash; shutdown always writes.
+        """
+        if self._saver is None:
+            self.write_session()
+        else:
+            self._dirty.set()
+
+    async def _save_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                self.write_session()
+            except OSError as e:
+                log.error("cannot write %s: %s", self.session_dir / "session.json", e)
+            await asyncio.sleep(0.5)
+
+    def write_session(self) -> None:
         atomic_write_json(
             self.session_dir / "session.json",
             {
@@ -251,6 +276,18 @@ class Control:
         inst = ["--instance", self.cfg.instance]
         self._tasks.append(asyncio.create_task(self._event_loop(), name="engine-events"))
         self._tasks.append(asyncio.create_task(self._connections_loop(), name="jack-connections"))
+        self._saver = asyncio.create_task(self._save_loop(), name="session-saver")
+        self._tasks.append(self._saver)
+        if self.cfg.control.osc_port:
+            from jackgen.daemon.osc import OscControl
+
+            self.osc = OscControl(self)
+            try:
+                await self.osc.start(self.cfg.control.osc_host, self.cfg.control.osc_port)
+            except OSError as e:
+                raise RingError(f"cannot listen for OSC on {self.cfg.control.osc_host}:{self.cfg.control.osc_port}: "
+                                f"{e.strerror} (another jackgen? set control.osc_port)") from None
+            log.info("OSC on udp+tcp %s:%d", self.cfg.control.osc_host, self.cfg.control.osc_port)
         self.feeder = ChildProcess("feeder", self_argv("feeder", *inst), self.cfg, stdin=True,
                                    on_line=self._on_feeder_line, on_exit=self._on_feeder_exit)
         self.feeder.start()
@@ -260,6 +297,12 @@ class Control:
             self.engine.start()
 
     async def stop(self) -> None:
+        if self.osc:
+            await self.osc.stop()
+        try:
+            self.write_session()
+        except OSError as e:
+            log.error("cannot write the session on shutdown: %s", e)
         for child in (self.engine, self.feeder):
             if child:
                 await child.stop()
@@ -486,36 +529,56 @@ class Control:
             s.done = True
 
     # ------------------------------------------------------------ actions
-    def set_gain(self, track: object, gain_db: object) -> dict:
+    def _send_maybe_timed(self, op: int, t: int, value: object, at_frame: int | None) -> None:
+        if at_frame:
+            self.send(op, t, value, int(at_frame))  # the engine applies it in the block of that frame
+        else:
+            self.send(op, t, value)
+
+    def set_gain(self, track: object, gain_db: object, at_frame: int | None = None) -> dict:
         t = check_track(track)
         g = check_finite("gain", gain_db, MIN_GAIN_DB, MAX_GAIN_DB, "dB")
         self.tracks[t].gain_db = g
-        self.send(S.CMD_GAIN, t, g)
+        self._send_maybe_timed(S.CMD_GAIN, t, g, at_frame)
         self.save_session()
         return {"track": t + 1, "gain_db": g}
 
-    def set_pan(self, track: object, pan: object) -> dict:
+    def set_pan(self, track: object, pan: object, at_frame: int | None = None) -> dict:
         t = check_track(track)
         p = check_finite("pan", pan, -1.0, 1.0)
         self.tracks[t].pan = p
-        self.send(S.CMD_PAN, t, p)
+        self._send_maybe_timed(S.CMD_PAN, t, p, at_frame)
         self.save_session()
         return {"track": t + 1, "pan": p}
 
-    def set_flag(self, kind: str, track: object, on: object) -> dict:
+    def set_flag(self, kind: str, track: object, on: object, at_frame: int | None = None) -> dict:
         t = check_track(track)
         flag = parse_on_off(on, kind)
         setattr(self.tracks[t], kind, flag)
-        self.send(S.CMD_MUTE if kind == "mute" else S.CMD_SOLO, t, int(flag))
+        self._send_maybe_timed(S.CMD_MUTE if kind == "mute" else S.CMD_SOLO, t, int(flag), at_frame)
         self.save_session()
         return {"track": t + 1, kind: flag}
+
+    def allowed_roots(self) -> list[Path]:
+        roots = [Path(self.cfg.control.sessions_dir).resolve()]
+        roots += [Path(d).expanduser().resolve() for d in self.cfg.control.media_dirs]
+        return roots
+
+    def session_path(self, path: str) -> str:
+        """A relative path from a remote client means: inside the session folder."""
+        return path if Path(path).is_absolute() else str(self.session_dir / path)
 
     def check_audio_file(self, path: object) -> str:
         if not isinstance(path, str) or not path:
             raise JackgenError("file must be a path to an audio file (WAV, FLAC, OGG)")
-        p = Path(path)
-        if not p.is_absolute():
-            p = (self.session_dir / p) if (self.session_dir / p).exists() else p.resolve()
+        if "\0" in path or len(path) > 4096:
+            raise JackgenError("file path is not a valid path")
+        p = Path(self.session_path(path)).resolve()  # symlinks and '..' resolved before the check
+        roots = self.allowed_roots()
+        if not any(p.is_relative_to(r) for r in roots):
+            raise JackgenError(
+                f"{path} is outside the folders jackgen reads audio from ({', '.join(map(str, roots))}): "
+                f"copy it into {self.session_dir} or add its folder to control.media_dirs", status=403)
         if not p.is_file():
             raise JackgenError(f"audio file {path} does not exist")
         try:
@@ -607,6 +670,49 @@ class Control:
             await self._cancel_stream(t)
         return {"track": t + 1, "at_frame": at_frame}
 
+    def save_session_as(self, name: str | None = None) -> dict:
+        if name:
+            try:
+                check_session_name(name)
+            except ValueError as e:
+                raise JackgenError(str(e)) from None
+            self.session = name
+            self.session_dir = self.cfg.session_dir(name)
+        self.save_session()
+        return {"session": self.session, "path": str(self.session_dir / "session.json")}
+
+    async def load_session_named(self, name: str) -> dict:
+        try:
+            check_session_name(name)
+        except ValueError as e:
+            raise JackgenError(str(e)) from None
+        folder = self.cfg.session_dir(name)
+        if not (folder / "session.json").is_file():
+            raise JackgenError(f"session {name!r} does not exist (no {folder / 'session.json'})", status=404)
+        for t in range(N_TRACKS):
+            if self.tracks[t].state in ("playing", "pending", "underrun"):
+                await self.stop_track(t + 1)
+        self.session, self.session_dir = name, folder
+        self.tracks = [TrackState() for _ in range(N_TRACKS)]
+        self.load_session()
+        if self.engine_status:
+            self._replay_state()
+        for t, tr in enumerate(self.tracks):
+            if tr.armed:
+                self._spawn(self._arm(t))
+        return {"session": name}
+
+    async def transport(self, action: str) -> dict:
+        """Start/stop JACK transport (Ardour and other clients follow it)."""
+        client = self.connections.client()
+        if client is None:
+            raise Unavailable("JACK is not reachable: cannot drive the transport")
+        if action == "start":
+            await asyncio.to_thread(client.transport_start)
+        else:
+            await asyncio.to_thread(client.transport_stop)
+        return {"transport": action}
+
     # ------------------------------------------------------------ status
     def processes(self) -> dict[str, int | None]:
         procs: dict[str, int | None] = {"control": os.getpid()}
@@ -641,6 +747,7 @@ class Control:
             "feeder_restarts": self.feeder.restarts if self.feeder else None,
             "tempo_bpm": self.tempo.bpm,
             "beats_per_bar": self.tempo.beats_per_bar,
+            "tempo_anchor_frame": self.tempo.anchor_frame,
             "midi_events": int(st.get("midi_events", 0)),
             "late_timed": int(st.get("late_timed", 0)),
             "master_peak": self.meters.get("master_peak"),
@@ -648,6 +755,10 @@ class Control:
             "jobs": [],
             "processes": self.processes(),
             "uptime_s": round(time.monotonic() - self.started_mono, 1),
+            "osc": None if self.osc is None else {"packets": self.osc.packets, "messages": self.osc.messages,
+                                                  "errors": self.osc.errors, "dropped": self.osc.dropped,
+                                                  "late_bundles": self.osc.late,
+                                                  "subscribers": len(self.osc.subscribers)},
         }
 
     def health(self) -> dict:

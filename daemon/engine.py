@@ -300,6 +300,10 @@ def run_engine(cfg: Config, stats_out: str | None = None, attach_timeout_s: floa
         driver = JackDriver(cfg, rings)
     except jack.JackOpenError as e:
         server = cfg.jack_server or "default"
+        if e.status.name_not_unique:
+            log.error("a JACK client named '%s' already exists on server '%s' (another jackgen engine?): "
+                      "stop it, or give this one another jack.client_name", cfg.jack.client_name, server)
+            return EXIT_NO_JACK
         log.error("cannot connect to the JACK server '%s' (%s): start jackd (or PipeWire's JACK) first, "
                   "or set jack.server / JACK_DEFAULT_SERVER", server, e)
         return EXIT_NO_JACK

@@ -235,7 +235,8 @@ class EngineCore:
             self.cb_max_ns = self.cb_sum_ns = self.cb_count = 0
             for a in (self.t_peak, self.t_sumsq, self.m_peak, self.m_sumsq):
                 a.fill(0.0)
-            self._meter_frames = self._since_meter = self._since_status = 0
+            self._meter_frames = self._since_meter = 0
+            self._since_status = self.status_interval  # the first real block reports the clock at once
 
     def hello(self, pid: int) -> None:
         """Announce this engine (after a restart, control answers by replaying its state)."""

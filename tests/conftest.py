@@ -91,13 +91,15 @@ class Jackgen:
     def __init__(self, tmp: Path, extra_toml: str = "", session: str = "test") -> None:
         self.instance = unique_instance()
         self.port = free_port()
+        self.osc_port = free_port()
         self.tmp = tmp
         self.sessions = tmp / "sessions"
         self.config = tmp / "jackgen.toml"
         self.config.write_text(
             f'instance = "{self.instance}"\n'
             f"[jack]\nautoconnect_master = false\n"
-            f'[control]\nhttp_port = {self.port}\nsessions_dir = "{self.sessions}"\nsession = "{session}"\n'
+            f'[control]\nhttp_port = {self.port}\nosc_port = {self.osc_port}\nsessions_dir = "{self.sessions}"\n'
+            f'session = "{session}"\nmedia_dirs = ["{tmp}"]\n'
             f"[supervisor]\nrestart_delay_s = 0.2\n" + extra_toml
         )
         self.url = f"http://127.0.0.1:{self.port}"
@@ -156,9 +158,9 @@ def jackgen(jack_server, tmp_path):
     running: list[Jackgen] = []
 
     def start(extra_toml: str = "", session: str = "test") -> Jackgen:
-        jg = Jackgen(tmp_path, extra_toml, session).start()
-        running.append(jg)
-        return jg
+        jg = Jackgen(tmp_path, extra_toml, session)
+        running.append(jg)  # before start(): a start that times out is still stopped
+        return jg.start()
 
     yield start
     for jg in running:

@@ -1,0 +1,546 @@
+"""OSC server of the control process: UDP and TCP, default 127.0.0.1:57130.
+
+Three steps, as python-osc and mido keep them apart: the transport hands over
+raw packets; ``parse_packet`` turns one into (timetag, address, args) messages
+without touching any state; ``OscControl`` validates and acts through
+:class:`jackgen.daemon.control.Control`. Replies go to the sender: errors as
+``/jackgen/error s address, s message`` (as scsynth's ``/fail``); commands that
+take time (load, play) answer ``/jackgen/done s address [s id]``.
+
+TCP carries both framings, told apart per connection by the first byte: 0xC0
+starts OSC 1.1 SLIP (what TouchOSC and SLIP-speaking clients send); anything
+else is OSC 1.0's 4-byte big-endian size prefix (liblo's ``osc.tcp://``,
+scsynth). Replies use the framing the client used.
+
+Every sender (UDP address, TCP connection) gets its own bounded queue and
+worker, so its commands run in the order sent (``/jackgen/sync`` means "all I
+sent before is done") while a slow ``load`` from one client does not hold up
+another. A flood beyond the queue is dropped and counted, and error replies to a
+flooding sender are rate-limited; memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from pythonosc import osc_bundle, osc_message
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.parsing import ntp
+
+from jackgen.daemon.errors import JackgenError
+
+if TYPE_CHECKING:
+    from jackgen.daemon.control import Control
+
+log = logging.getLogger("jackgen.osc")
+
+MAX_PACKET_BYTES = 65536
+MAX_MESSAGES_PER_PACKET = 256
+MAX_BUNDLE_DEPTH = 8
+SENDER_QUEUE = 2048
+ERROR_REPLIES_PER_S = 50
+MAX_TCP_CONNECTIONS = 64
+
+SLIP_END, SLIP_ESC, SLIP_ESC_END, SLIP_ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
+_IMMEDIATE = 1  # the NTP timetag value meaning "now"
+
+
+class OscParseError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Message:
+    address: str
+    args: tuple
+    timetag: float | None  # wall-clock seconds for a bundle with a real timetag; None = now
+
+
+def parse_packet(data: bytes) -> list[Message]:
+    """Parse one OSC packet (message or nested bundles). Pure: raises OscParseError."""
+    if len(data) > MAX_PACKET_BYTES:
+        raise OscParseError(f"packet of {len(data)} bytes exceeds {MAX_PACKET_BYTES}")
+    out: list[Message] = []
+    try:
+        _parse_into(bytes(data), None, 0, out)
+    except OscParseError:
+        raise
+    except Exception as e:  # python-osc raises several kinds on malformed input
+        raise OscParseError(f"malformed OSC packet: {e.__class__.__name__}: {e}") from None
+    return out
+
+
+def _parse_into(data: bytes, timetag: float | None, depth: int, out: list[Message]) -> None:
+    if osc_bundle.OscBundle.dgram_is_bundle(data):
+        if depth >= MAX_BUNDLE_DEPTH:
+            raise OscParseError(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
+        if len(data) < 16:
+            raise OscParseError("truncated bundle header")
+        raw_tt = struct.unpack(">Q", data[8:16])[0]
+        tt = None if raw_tt == _IMMEDIATE else ntp.ntp_to_system_time(data[8:16])
+        pos = 16
+        while pos < len(data):
+            if pos + 4 > len(data):
+                raise OscParseError("truncated bundle element size")
+            size = struct.unpack(">i", data[pos : pos + 4])[0]
+            if size <= 0 or size % 4 or pos + 4 + size > len(data):
+                raise OscParseError(f"bad bundle element size {size}")
+            _parse_into(data[pos + 4 : pos + 4 + size], tt, depth + 1, out)
+            pos += 4 + size
+        return
+    if not osc_message.OscMessage.dgram_is_message(data):
+        raise OscParseError("not an OSC message or bundle (must start with '/' or '#bundle')")
+    if len(out) >= MAX_MESSAGES_PER_PACKET:
+        raise OscParseError(f"more than {MAX_MESSAGES_PER_PACKET} messages in one packet")
+    check_message_layout(data)
+    msg = osc_message.OscMessage(data)
+    out.append(Message(msg.address, tuple(msg.params), timetag))
+
+
+_FIXED = {"i": 4, "f": 4, "c": 4, "r": 4, "m": 4, "h": 8, "d": 8, "t": 8, "T": 0, "F": 0, "N": 0, "I": 0}
+
+
+def _padded_string_end(data: bytes, pos: int, what: str) -> int:
+    end = data.find(b"\0", pos)
+    if end < 0:
+        raise OscParseError(f"truncated OSC message: {what} has no terminating NUL")
+    return (end // 4 + 1) * 4
+
+
+def check_message_layout(data: bytes) -> None:
+    """Strict OSC 1.0 message check: python-osc reads a truncated float as 0.0 and
+    skips unknown type tags, which would turn a damaged packet into a valid command."""
+    pos = _padded_string_end(data, 0, "the address")
+    if pos == len(data):
+        return  # no type tag string: a message without arguments (old OSC 1.0 senders)
+    if pos > len(data) or data[pos : pos + 1] != b",":
+        raise OscParseError("malformed OSC message: the type tag string must follow the address and start with ','")
+    tags_end = data.find(b"\0", pos)
+    if tags_end < 0:
+        raise OscParseError("truncated OSC message: unterminated type tag string")
+    tags = data[pos + 1 : tags_end].decode("ascii", errors="replace")
+    pos = _padded_string_end(data, pos, "the type tags")
+    for i, tag in enumerate(tags, 1):
+        if tag in _FIXED:
+            pos += _FIXED[tag]
+        elif tag in "sS":
+            pos = _padded_string_end(data, pos, f"argument {i} (string)")
+        elif tag == "b":
+            if pos + 4 > len(data):
+                raise OscParseError(f"truncated OSC message: argument {i} (blob size)")
+            size = struct.unpack(">i", data[pos : pos + 4])[0]
+            if size < 0:
+                raise OscParseError(f"malformed OSC message: argument {i} has a negative blob size")
+            pos += 4 + (size + 3) // 4 * 4
+        elif tag in "[]":
+            continue
+        else:
+            raise OscParseError(f"unsupported OSC type tag {tag!r} in argument {i}")
+        if pos > len(data):
+            raise OscParseError(f"truncated OSC message: argument {i} ({tag}) is incomplete")
+    if pos != len(data):
+        raise OscParseError(f"malformed OSC message: {len(data) - pos} bytes after the last argument")
+
+
+def build_message(address: str, *args: Any) -> bytes:
+    b = OscMessageBuilder(address)
+    for a in args:
+        if isinstance(a, bool):
+            b.add_arg(int(a), "i")
+        elif isinstance(a, int):
+            b.add_arg(a, "i" if -(2**31) <= a < 2**31 else "h")
+        elif isinstance(a, float):
+            b.add_arg(a, "f")
+        else:
+            b.add_arg(str(a), "s")
+    return b.build().dgram
+
+
+def slip_encode(packet: bytes) -> bytes:
+    body = packet.replace(bytes([SLIP_ESC]), bytes([SLIP_ESC, SLIP_ESC_ESC])).replace(
+        bytes([SLIP_END]), bytes([SLIP_ESC, SLIP_ESC_END]))
+    return bytes([SLIP_END]) + body + bytes([SLIP_END])
+
+
+def slip_decode(frame: bytes) -> bytes:
+    out = bytearray()
+    it = iter(frame)
+    for b in it:
+        if b == SLIP_ESC:
+            nxt = next(it, None)
+            if nxt == SLIP_ESC_END:
+                out.append(SLIP_END)
+            elif nxt == SLIP_ESC_ESC:
+                out.append(SLIP_ESC)
+            else:
+                raise OscParseError("bad SLIP escape")
+        else:
+            out.append(b)
+    return bytes(out)
+
+
+# ---------------------------------------------------------------- senders
+@dataclass(eq=False)
+class Sender:
+    """One client: where replies go, and its ordered command queue."""
+
+    name: str
+    send: Callable[[bytes], None]
+    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(SENDER_QUEUE))
+    worker: asyncio.Task | None = None
+    dropped: int = 0
+    _err_window: float = 0.0
+    _err_count: int = 0
+    last_seen: float = field(default_factory=time.monotonic)
+
+    def reply(self, address: str, *args: Any) -> None:
+        try:
+            self.send(build_message(address, *args))
+        except Exception as e:  # a gone client must not take the server down
+            log.debug("reply to %s failed: %s", self.name, e)
+
+    def error(self, address: str, message: str) -> None:
+        """Reply /jackgen/error and log it, at most ERROR_REPLIES_PER_S a second per sender
+        (a flooding client gets a sample of its errors, and the log does not drown)."""
+        now = time.monotonic()
+        if now - self._err_window > 1.0:
+            if self._err_count > ERROR_REPLIES_PER_S:
+                log.warning("OSC from %s: %d more error(s) in the last second not logged or answered",
+                            self.name, self._err_count - ERROR_REPLIES_PER_S)
+            self._err_window, self._err_count = now, 0
+        self._err_count += 1
+        if self._err_count <= ERROR_REPLIES_PER_S:
+            log.warning("OSC %s from %s: %s", address or "packet", self.name, message)
+            self.reply("/jackgen/error", address, message)
+
+
+TRACK_RE = re.compile(r"^/jackgen/track/([^/]+)/(gain|pan|mute|solo|load|play|stop)$")
+CHAIN_RE = re.compile(r"^/jackgen/track/([^/]+)/chain(/.*)?$")
+
+
+class OscControl:
+    """Validates and acts on OSC messages for one Control."""
+
+    def __init__(self, control: Control) -> None:
+        self.control = control
+        self.senders: dict[Any, Sender] = {}
+        self.subscribers: set[Sender] = set()
+        self.packets = 0
+        self.messages = 0
+        self.errors = 0
+        self.dropped = 0
+        self.late = 0
+        self._servers: list = []
+        self._tcp_count = 0
+        self._notify_task: asyncio.Task | None = None
+
+    # ---------------------------------------------------------- transport side
+    def sender_for(self, key: Any, name: str, send: Callable[[bytes], None]) -> Sender:
+        s = self.senders.get(key)
+        if s is None:
+            if len(self.senders) > 4096:  # forget idle UDP senders rather than grow without bound
+                for k, old in list(self.senders.items())[:1024]:
+                    if old.queue.empty():
+                        self._drop_sender(k)
+            s = Sender(name, send)
+            s.worker = asyncio.create_task(self._work(s), name=f"osc-{name}")
+            self.senders[key] = s
+        s.last_seen = time.monotonic()
+        return s
+
+    def _drop_sender(self, key: Any) -> None:
+        s = self.senders.pop(key, None)
+        if s is not None:
+            self.subscribers.discard(s)
+            if s.worker:
+                s.worker.cancel()
+
+    def packet(self, sender: Sender, data: bytes) -> None:
+        """Called by a transport for every packet: parse now, act in the sender's worker."""
+        self.packets += 1
+        try:
+            msgs = parse_packet(data)
+        except OscParseError as e:
+            self.errors += 1
+            sender.error("", str(e))
+            return
+        for m in msgs:
+            try:
+                sender.queue.put_nowait(m)
+            except asyncio.QueueFull:
+                sender.dropped += 1
+                self.dropped += 1
+                if sender.dropped in (1, 10, 100) or sender.dropped % 1000 == 0:
+                    log.warning("OSC from %s: queue full, %d message(s) dropped so far", sender.name, sender.dropped)
+                sender.error(m.address, "jackgen is overloaded: message dropped (send less, or use /jackgen/sync)")
+
+    async def _work(self, sender: Sender) -> None:
+        while True:
+            m = await sender.queue.get()
+            self.messages += 1
+            try:
+                await self.handle(sender, m)
+            except JackgenError as e:
+                self.errors += 1
+                sender.error(m.address, str(e))
+            except Exception as e:  # a bug must not stop this client's worker
+                self.errors += 1
+                log.exception("OSC %s from %s failed", m.address, sender.name)
+                sender.error(m.address, f"internal error: {e.__class__.__name__}: {e}")
+
+    # ---------------------------------------------------------- validate and act
+    def _at_from_timetag(self, m: Message) -> int | None:
+        """A future timetag -> its exact frame; a past one counts as late and acts now."""
+        if m.timetag is None:
+            return None
+        frame = self.control.clock.frame_at_unix(m.timetag) if self.control.clock.valid else None
+        if frame is None:
+            return None
+        if frame <= self.control.now_frame():
+            self.late += 1
+            return None
+        return frame
+
+    async def handle(self, sender: Sender, m: Message) -> None:
+        c = self.control
+        addr, args = m.address, m.args
+        tm = TRACK_RE.match(addr)
+        if tm:
+            track, verb = tm.group(1), tm.group(2)
+            at_frame = self._at_from_timetag(m)
+            if verb in ("gain", "pan", "mute", "solo"):
+                value = _one_arg(addr, args)
+                if verb == "gain":
+                    c.set_gain(track, _number(addr, value), at_frame=at_frame)
+                elif verb == "pan":
+                    c.set_pan(track, _number(addr, value), at_frame=at_frame)
+                else:
+                    c.set_flag(verb, track, _flag(addr, value), at_frame=at_frame)
+                return
+            if verb == "load":
+                path = _string(addr, _one_arg(addr, args))
+                r = await c.load(track, c.session_path(path))
+                sender.reply("/jackgen/done", addr, r["armed"])
+                return
+            if verb == "play":
+                file, when = _play_args(addr, args)
+                r = await c.play(track, c.session_path(file) if file else None,
+                                 at_frame if at_frame is not None else when)
+                sender.reply("/jackgen/done", addr, r["stream"] or "", r["at_frame"])
+                return
+            if verb == "stop":
+                when = _when(addr, args[0]) if args else "now"
+                await c.stop_track(track, at_frame if at_frame is not None else when)
+                return
+        if CHAIN_RE.match(addr):
+            raise JackgenError("plugin chains are not available yet in this version of jackgen")
+        if addr == "/jackgen/tempo":
+            c.set_tempo(_number(addr, _one_arg(addr, args)))
+            return
+        if addr in ("/jackgen/transport/start", "/jackgen/transport/stop"):
+            await c.transport(addr.rsplit("/", 1)[1])
+            return
+        if addr == "/jackgen/status":
+            st = c.status()
+            playing = sum(1 for t in st["tracks"] if t["state"] == "playing")
+            sender.reply("/jackgen/status.reply", "xruns", st["xruns"], "underruns", st["underruns"],
+                         "dsp_load", float(st["dsp_load"]), "sample_rate", st["sample_rate"],
+                         "block_size", st["block_size"], "tracks_playing", playing, "jobs", len(st["jobs"]),
+                         "tempo", float(st["tempo_bpm"]), "engine", 1 if st["engine_running"] else 0)
+            return
+        if addr == "/jackgen/notify":
+            on = _flag(addr, _one_arg(addr, args)) if args else True
+            (self.subscribers.add if on else self.subscribers.discard)(sender)
+            sender.reply("/jackgen/done", addr)
+            return
+        if addr == "/jackgen/sync":
+            token = args[0] if args else 0
+            if not isinstance(token, int):
+                raise JackgenError("/jackgen/sync takes an int id")
+            await c.sync()  # everything this sender sent before has been applied by the engine
+            sender.reply("/jackgen/synced", token)
+            return
+        if addr == "/jackgen/session/save":
+            name = _string(addr, args[0]) if args else None
+            r = c.save_session_as(name)
+            sender.reply("/jackgen/done", addr, r["session"])
+            return
+        if addr == "/jackgen/session/load":
+            r = await c.load_session_named(_string(addr, _one_arg(addr, args)))
+            sender.reply("/jackgen/done", addr, r["session"])
+            return
+        if addr == "/jackgen/generate":
+            raise JackgenError("generation is not available yet in this version of jackgen")
+        raise JackgenError(f"unknown address {addr} (see INTERFACE.md for the address table)")
+
+    # ---------------------------------------------------------- notifications
+    async def notify_loop(self) -> None:
+        """Meters (<= 30 Hz) and track-state changes to subscribed clients."""
+        last_states: list[str] = []
+        while True:
+            await asyncio.sleep(1 / 30)
+            if not self.subscribers:
+                continue
+            c = self.control
+            if c.meters:
+                peaks = [float(x) for x in c.meters["track_peak"]] + [float(x) for x in c.meters["master_peak"]]
+                pkt = build_message("/jackgen/meters", *peaks)
+                for s in list(self.subscribers):
+                    _send_safe(s, pkt)
+            states = [t.state for t in c.tracks]
+            if states != last_states:
+                for i, st in enumerate(states):
+                    if not last_states or last_states[i] != st:
+                        pkt = build_message("/jackgen/track/state", i + 1, st)
+                        for s in list(self.subscribers):
+                            _send_safe(s, pkt)
+                last_states = states
+
+    # ---------------------------------------------------------- servers
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        osc = self
+
+        class Udp(asyncio.DatagramProtocol):
+            def connection_made(self, transport):  # noqa: ANN001
+                self.transport = transport
+
+            def datagram_received(self, data: bytes, addr) -> None:  # noqa: ANN001
+                transport = self.transport
+                s = osc.sender_for(("udp", addr), f"udp:{addr[0]}:{addr[1]}",
+                                   lambda pkt, a=addr: transport.sendto(pkt, a))
+                osc.packet(s, data)
+
+        udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=(host, port))
+        self._servers.append(udp)
+        tcp = await asyncio.start_server(self._tcp_client, host, port, limit=MAX_PACKET_BYTES * 2)
+        self._servers.append(tcp)
+        self._notify_task = asyncio.create_task(self.notify_loop(), name="osc-notify")
+
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        if self._tcp_count >= MAX_TCP_CONNECTIONS:
+            log.warning("OSC TCP: refusing %s, %d connections open", peer, self._tcp_count)
+            writer.close()
+            return
+        self._tcp_count += 1
+        key = ("tcp", id(writer))
+        slip = None
+        try:
+            first = await reader.readexactly(1)
+            slip = first[0] == SLIP_END
+
+            def send(pkt: bytes) -> None:
+                if writer.is_closing():
+                    return
+                writer.write(slip_encode(pkt) if slip else struct.pack(">I", len(pkt)) + pkt)
+
+            s = self.sender_for(key, f"tcp:{peer[0]}:{peer[1]}", send)
+            if slip:
+                buf = bytearray()
+                while True:
+                    chunk = await reader.read(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+                    while SLIP_END in buf:
+                        i = buf.index(SLIP_END)
+                        frame, buf = bytes(buf[:i]), buf[i + 1 :]
+                        if frame:
+                            try:
+                                self.packet(s, slip_decode(frame))
+                            except OscParseError as e:
+                                s.error("", str(e))
+                    if len(buf) > MAX_PACKET_BYTES * 2:
+                        s.error("", "SLIP frame too large; closing")
+                        break
+            else:
+                head = first + await reader.readexactly(3)
+                while True:
+                    size = struct.unpack(">I", head)[0]
+                    if size == 0 or size > MAX_PACKET_BYTES:
+                        s.error("", f"bad OSC 1.0 TCP packet size {size} (limit {MAX_PACKET_BYTES}); closing")
+                        break
+                    self.packet(s, await reader.readexactly(size))
+                    head = await reader.readexactly(4)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._tcp_count -= 1
+            self._drop_sender(key)
+            try:
+                await writer.drain()
+            except Exception:
+                pass
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._notify_task:
+            self._notify_task.cancel()
+        for srv in self._servers:
+            srv.close()
+        for k in list(self.senders):
+            self._drop_sender(k)
+
+
+def _send_safe(s: Sender, pkt: bytes) -> None:
+    try:
+        s.send(pkt)
+    except Exception as e:  # a vanished subscriber must not stop the others
+        log.debug("notify to %s failed: %s", s.name, e)
+
+
+# ------------------------------------------------------------------ argument checks
+def _one_arg(addr: str, args: tuple) -> Any:
+    if len(args) != 1:
+        raise JackgenError(f"{addr} takes 1 argument, got {len(args)}")
+    return args[0]
+
+
+def _number(addr: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise JackgenError(f"{addr} needs a number, got {type(v).__name__} {v!r}")
+    if not math.isfinite(v):
+        raise JackgenError(f"{addr} needs a finite number, got {v!r}")
+    return float(v)
+
+
+def _flag(addr: str, v: Any) -> bool:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, bool):
+        return v
+    raise JackgenError(f"{addr} needs 0 or 1, got {v!r}")
+
+
+def _string(addr: str, v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise JackgenError(f"{addr} needs a string, got {type(v).__name__} {v!r}")
+    return v
+
+
+def _when(addr: str, v: Any) -> str:
+    if v not in ("now", "beat", "bar"):
+        raise JackgenError(f"{addr}: when must be now, beat or bar, got {v!r}")
+    return v
+
+
+def _play_args(addr: str, args: tuple) -> tuple[str | None, str]:
+    if len(args) > 2:
+        raise JackgenError(f"{addr} takes [file] [now|beat|bar], got {len(args)} arguments")
+    file, when = None, "now"
+    for a in args:
+        if a in ("now", "beat", "bar"):
+            when = a
+        elif isinstance(a, str) and a:
+            file = a
+        else:
+            raise JackgenError(f"{addr}: arguments are [s file] [s now|beat|bar], got {a!r}")
+    return file, when
