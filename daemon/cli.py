@@ -273,6 +273,30 @@ def demo(
     raise typer.Exit(run_demo(cfg, config, seconds))
 
 
+midi_app = typer.Typer(help="MIDI mapping: show it, or learn a control.", no_args_is_help=True)
+app.add_typer(midi_app, name="midi")
+
+
+@midi_app.command("learn")
+def midi_learn(
+    action: str = typer.Argument(..., help="trigger | gain | pan | mute | solo | play | stop | tempo"),
+    track: Optional[int] = typer.Argument(None, help="Track 1-16 (not for tempo)."),
+    gate: bool = typer.Option(False, help="For trigger: the note-off stops the clip."),
+    timeout: float = typer.Option(30.0, help="Seconds to wait for a control to move."),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Bind the next note/CC/program change that arrives to ACTION (on TRACK)."""
+    typer.secho(f"move a control on your MIDI device (waiting {timeout:.0f} s) …", err=True)
+    _print(_api(_config(config), "POST", "/api/midi/learn",
+                {"action": action, "track": track, "gate": gate, "timeout": timeout}, timeout=timeout + 10))
+
+
+@midi_app.command("map")
+def midi_map(config: Optional[str] = ConfigOpt) -> None:
+    """Show the MIDI mapping, open controllers and the last events seen."""
+    _print(_api(_config(config), "GET", "/api/midi/map"))
+
+
 def main() -> None:
     app()
 

@@ -29,6 +29,9 @@ Example (every key shown with its default)::
     osc_port = 57130
     sessions_dir = "sessions"
     media_dirs = []                 # more folders audio files may be read from (besides sessions_dir)
+    midi_api = "alsa"               # hardware MIDI controllers via rtmidi: alsa | jack | none
+    midi_inputs = ["*"]             # controller port names to open (shell patterns)
+    midi_exclude = ["Midi Through*", "jackgen*", "*jackgen-control*"]
     session = "default"
     tempo_bpm = 120.0
     beats_per_bar = 4
@@ -84,7 +87,17 @@ class ControlConfig(_Section):
     osc_host: str = "127.0.0.1"
     osc_port: int = Field(57130, ge=0, le=65535)
     media_dirs: tuple[str, ...] = ()  # folders besides the sessions folder that files may come from
+    midi_api: str = "alsa"  # hardware controllers: alsa | jack | none
+    midi_inputs: tuple[str, ...] = ("*",)  # port name patterns to open
+    midi_exclude: tuple[str, ...] = ("Midi Through*", "jackgen*", "*jackgen-control*")
     tempo_bpm: float = Field(120.0, ge=20.0, le=400.0)
+
+    @field_validator("midi_api")
+    @classmethod
+    def _midi_api(cls, v: str) -> str:
+        if v not in ("alsa", "jack", "none"):
+            raise ValueError("must be alsa, jack or none")
+        return v
     beats_per_bar: int = Field(4, ge=1, le=32)
 
     @field_validator("session")

@@ -33,6 +33,7 @@ from jackgen.daemon.clock import EngineClock, TempoMap
 from jackgen.daemon.config import Config, check_session_name
 from jackgen.daemon.connections import ConnectionKeeper
 from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check_track
+from jackgen.daemon.midimap import ACTIONS, MidiMap, MidiMapError, decode
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB
 
 log = logging.getLogger("jackgen.control")
@@ -197,6 +198,10 @@ class Control:
         self._tasks: list[asyncio.Task] = []
         self.started_mono = time.monotonic()
         self.osc = None
+        self.midimap = MidiMap()
+        self._learn: asyncio.Future | None = None
+        self.midi_inputs = None
+        self.midi_log: list[dict] = []  # the last few MIDI events seen (status, learn feedback)
         self._saver: asyncio.Task | None = None
         self._dirty = asyncio.Event()
         self.connections = ConnectionKeeper(cfg.jack.client_name, cfg.jack_server,
@@ -214,6 +219,11 @@ class Control:
         self.rings = InstanceRings.create(self.cfg.instance, frames)
 
     def load_session(self) -> None:
+        try:
+            self.midimap = MidiMap.load(self.session_dir / "midi_map.json")
+        except MidiMapError as e:
+            log.error("%s; using the default mapping", e)
+            self.midimap = MidiMap()
         path = self.session_dir / "session.json"
         if not path.exists():
             self.save_session()
@@ -288,6 +298,11 @@ class Control:
                 raise RingError(f"cannot listen for OSC on {self.cfg.control.osc_host}:{self.cfg.control.osc_port}: "
                                 f"{e.strerror} (another jackgen? set control.osc_port)") from None
             log.info("OSC on udp+tcp %s:%d", self.cfg.control.osc_host, self.cfg.control.osc_port)
+        from jackgen.daemon.midiin import MidiInputs
+
+        cc = self.cfg.control
+        self.midi_inputs = MidiInputs(cc.midi_api, cc.midi_inputs, cc.midi_exclude, self.on_midi)
+        self.midi_inputs.start()
         self.feeder = ChildProcess("feeder", self_argv("feeder", *inst), self.cfg, stdin=True,
                                    on_line=self._on_feeder_line, on_exit=self._on_feeder_exit)
         self.feeder.start()
@@ -299,6 +314,8 @@ class Control:
     async def stop(self) -> None:
         if self.osc:
             await self.osc.stop()
+        if self.midi_inputs:
+            self.midi_inputs.stop()
         try:
             self.write_session()
         except OSError as e:
@@ -384,6 +401,9 @@ class Control:
             fut = self._pongs.pop(e[1], None)
             if fut and not fut.done():
                 fut.set_result(e[2])
+        elif op == S.EVT_MIDI:
+            _, _frame, status, d1, d2 = e
+            self.on_midi(status, d1, d2, "jack:midi_in")
         elif op == S.EVT_ERROR:
             log.error("engine reported error code %s (track %s, detail %s)", e[1], e[2], e[3])
 
@@ -404,7 +424,17 @@ class Control:
             except Exception:
                 log.exception("keeping JACK connections failed")
 
+    def _send_midi_map(self) -> None:
+        """Note triggers run in the engine (sample accurate); CC and the rest run here."""
+        notes, gates = self.midimap.note_triggers()
+        self.send(S.CMD_MIDI_CC, 0)
+        for note, track in enumerate(notes):
+            self.send(S.CMD_MAP_NOTE, note, track)
+        for t in range(N_TRACKS):
+            self.send(S.CMD_GATE, t, int(gates.get(t, False)))
+
     def _replay_state(self) -> None:
+        self._send_midi_map()
         for t, tr in enumerate(self.tracks):
             self.send(S.CMD_GAIN, t, tr.gain_db)
             self.send(S.CMD_PAN, t, tr.pan)
@@ -712,6 +742,85 @@ class Control:
         else:
             await asyncio.to_thread(client.transport_stop)
         return {"transport": action}
+
+    # ------------------------------------------------------------ MIDI
+    def on_midi(self, status: int, d1: int, d2: int, source: str) -> None:
+        """Every MIDI message (JACK midi_in via the engine, or a controller via rtmidi)."""
+        ev = decode(status, d1, d2)
+        if ev is None:
+            return
+        kind, ch, num, val = ev
+        self.midi_log = (self.midi_log + [{"source": source, "type": kind, "channel": ch, "number": num,
+                                           "value": val}])[-16:]
+        if self._learn is not None and not self._learn.done() and kind in ("note", "cc", "program"):
+            self._learn.set_result((kind, ch, num))
+            return
+        from_engine = source.startswith("jack:midi_in")
+        for b in self.midimap.lookup(kind, ch, num):
+            try:
+                self._midi_action(b, kind, val, from_engine)
+            except JackgenError as err:
+                log.warning("MIDI %s %d/%d from %s -> %s: %s", kind, ch, num, source, b.action, err)
+
+    def _midi_action(self, b, kind: str, val: int, from_engine: bool) -> None:
+        from jackgen.daemon.rt import cc_to_gain_db
+
+        on = kind == "note" or (kind == "cc" and val >= 64)
+        if b.action == "trigger":
+            if from_engine:
+                return  # the engine already started it on the note's exact frame
+            if kind == "note":
+                self._spawn(self.play(b.track, None, "now"))
+            elif kind == "note_off" and b.gate:
+                self._spawn(self.stop_track(b.track, "now"))
+        elif kind == "note_off":
+            return
+        elif b.action == "gain" and kind == "cc":
+            self.set_gain(b.track, cc_to_gain_db(val))
+        elif b.action == "pan" and kind == "cc":
+            self.set_pan(b.track, max(-1.0, (val - 64) / 63.0))
+        elif b.action in ("mute", "solo"):
+            current = getattr(self.tracks[b.track - 1], b.action)
+            self.set_flag(b.action, b.track, (not current) if kind == "note" else on)
+        elif b.action == "play" and on:
+            self._spawn(self.play(b.track, None, "now"))
+        elif b.action == "stop" and on:
+            self._spawn(self.stop_track(b.track, "now"))
+        elif b.action == "tempo":
+            self.set_tempo(60 + val if kind == "cc" else 60 + 2 * b.number)
+
+    async def midi_learn(self, action: object, track: object = None, gate: object = False,
+                         timeout_s: float = 30.0) -> dict:
+        """Bind the next note/CC/program change that arrives to ``action`` (and ``track``)."""
+        if action not in ACTIONS:
+            raise JackgenError(f"MIDI learn: action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        t = None if action == "tempo" else check_track(track) + 1
+        if self._learn is not None and not self._learn.done():
+            raise JackgenError("MIDI learn is already waiting for a control; move one, or wait for it to time out")
+        self._learn = asyncio.get_running_loop().create_future()
+        log.info("MIDI learn: move a control for %s%s", action, f" track {t}" if t else "")
+        try:
+            kind, ch, num = await asyncio.wait_for(self._learn, timeout_s)
+        except asyncio.TimeoutError:
+            raise JackgenError(f"MIDI learn: nothing arrived within {timeout_s:.0f} s", status=408) from None
+        finally:
+            self._learn = None
+        try:
+            b = self.midimap.learn(kind, ch, num, str(action), t, bool(gate))
+        except MidiMapError as e:
+            raise JackgenError(f"MIDI learn: {e}") from None
+        atomic_write_json(self.session_dir / "midi_map.json", self.midimap.to_json())
+        if self.engine_status:
+            self._send_midi_map()
+        log.info("MIDI learn: %s %d on channel %s -> %s %s", b.type, b.number, b.channel or "any", b.action,
+                 b.track or "")
+        from dataclasses import asdict as _asdict
+
+        return {"binding": _asdict(b)}
+
+    def midi_map(self) -> dict:
+        return {**self.midimap.to_json(), "recent": self.midi_log,
+                "controllers": sorted(self.midi_inputs.open) if self.midi_inputs else []}
 
     # ------------------------------------------------------------ status
     def processes(self) -> dict[str, int | None]:

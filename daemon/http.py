@@ -101,6 +101,16 @@ def build_app(control: Control) -> FastAPI:
         body = await _body(request)
         return await control.stop_track(track, body.get("at", "now"))
 
+    @app.get("/api/midi/map")
+    async def midi_map() -> dict:
+        return control.midi_map()
+
+    @app.post("/api/midi/learn")
+    async def midi_learn(request: Request) -> dict:
+        body = await _body(request)
+        return await control.midi_learn(body.get("action"), body.get("track"), body.get("gate", False),
+                                        float(body.get("timeout", 30.0)))
+
     @app.post("/api/tempo")
     async def tempo(request: Request) -> dict:
         return control.set_tempo(_require(await _body(request), "bpm"))

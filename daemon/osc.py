@@ -376,6 +376,14 @@ class OscControl:
             r = await c.load_session_named(_string(addr, _one_arg(addr, args)))
             sender.reply("/jackgen/done", addr, r["session"])
             return
+        if addr == "/jackgen/midi/learn":
+            if not args or len(args) > 2:
+                raise JackgenError("/jackgen/midi/learn takes s action [i track]")
+            r = await c.midi_learn(_string(addr, args[0]), args[1] if len(args) > 1 else None)
+            b = r["binding"]
+            sender.reply("/jackgen/done", addr, f"{b['type']} {b['number']} ch {b['channel'] or 'any'} -> "
+                                                f"{b['action']} {b['track'] or ''}".strip())
+            return
         if addr == "/jackgen/generate":
             raise JackgenError("generation is not available yet in this version of jackgen")
         raise JackgenError(f"unknown address {addr} (see INTERFACE.md for the address table)")

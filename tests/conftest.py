@@ -88,7 +88,7 @@ def unique_instance() -> str:
 class Jackgen:
     """A running ``jackgen run`` (control + engine + feeder) owned by a test."""
 
-    def __init__(self, tmp: Path, extra_toml: str = "", session: str = "test") -> None:
+    def __init__(self, tmp: Path, extra_toml: str = "", session: str = "test", control_extra: str = "") -> None:
         self.instance = unique_instance()
         self.port = free_port()
         self.osc_port = free_port()
@@ -99,7 +99,7 @@ class Jackgen:
             f'instance = "{self.instance}"\n'
             f"[jack]\nautoconnect_master = false\n"
             f'[control]\nhttp_port = {self.port}\nosc_port = {self.osc_port}\nsessions_dir = "{self.sessions}"\n'
-            f'session = "{session}"\nmedia_dirs = ["{tmp}"]\n'
+            f'session = "{session}"\nmedia_dirs = ["{tmp}"]\n{control_extra}\n'
             f"[supervisor]\nrestart_delay_s = 0.2\n" + extra_toml
         )
         self.url = f"http://127.0.0.1:{self.port}"
@@ -157,8 +157,8 @@ def jackgen(jack_server, tmp_path):
     """Factory: ``jackgen(extra_toml)`` starts one; all are stopped after the test."""
     running: list[Jackgen] = []
 
-    def start(extra_toml: str = "", session: str = "test") -> Jackgen:
-        jg = Jackgen(tmp_path, extra_toml, session)
+    def start(extra_toml: str = "", session: str = "test", control_extra: str = "") -> Jackgen:
+        jg = Jackgen(tmp_path, extra_toml, session, control_extra)
         running.append(jg)  # before start(): a start that times out is still stopped
         return jg.start()
 

@@ -311,31 +311,34 @@ def test_flood_is_bounded_and_the_server_keeps_serving(jg_osc):
 
 
 class MidiSender:
-    """A JACK client that writes one note-on at a chosen offset of a chosen cycle."""
+    """A JACK client that writes a MIDI message at a chosen offset of its next cycle."""
 
-    def __init__(self) -> None:
-        self.c = jack.Client("test-midi", no_start_server=True)
+    def __init__(self, name: str = "test-midi", connect: str | None = "jackgen:midi_in") -> None:
+        self.c = jack.Client(name, no_start_server=True)
         self.port = self.c.midi_outports.register("out")
-        self.pending: tuple[int, int] | None = None  # (note, offset)
+        self.pending: tuple[bytes, int] | None = None  # (message, offset)
         self.sent_at: int | None = None
-        self.lock = threading.Lock()
         self.c.set_process_callback(self._process)
         self.c.activate()
-        self.c.connect(self.port, "jackgen:midi_in")
+        if connect:
+            self.c.connect(self.port, connect)
 
     def _process(self, frames: int) -> None:
         self.port.clear_buffer()
         p = self.pending
         if p is not None:
-            note, offset = p
-            self.port.write_midi_event(offset, (0x90, note, 100))
+            msg, offset = p
+            self.port.write_midi_event(offset, msg)
             self.sent_at = self.c.last_frame_time + offset
             self.pending = None
 
-    def note_on(self, note: int, offset: int) -> int:
+    def send(self, msg: bytes, offset: int = 0) -> int:
         self.sent_at = None
-        self.pending = (note, offset)
-        return wait_for(lambda: self.sent_at, 5, what="the note to be sent")
+        self.pending = (bytes(msg), offset)
+        return wait_for(lambda: self.sent_at, 5, what="the MIDI message to be sent")
+
+    def note_on(self, note: int, offset: int) -> int:
+        return self.send(bytes([0x90, note, 100]), offset)
 
     def close(self) -> None:
         self.c.deactivate()
@@ -358,5 +361,52 @@ def test_jack_midi_note_starts_the_armed_clip_on_its_exact_frame(jg_osc, tmp_pat
             wait_for(lambda: jg.status()["tracks"][1]["state"] == "ended" or
                      jg.status()["tracks"][1]["state"] == "armed", 5, what="the clip to end")
         assert jg.status()["midi_events"] >= 4
+    finally:
+        midi.close()
+
+
+def test_cc_mapping_and_midi_learn_over_jack_midi(jg_osc):
+    jg, _ = jg_osc
+    midi = MidiSender()
+    try:
+        midi.send(bytes([0xB4, 7, 50]))  # default map: CC 7 on channel 5 -> track 5 gain
+        wait_for(lambda: abs(jg.status()["tracks"][4]["gain_db"] - 40 * np.log10(0.5)) < 1e-6, 5,
+                 what="CC 7 to move track 5's fader")
+        midi.send(bytes([0xB2, 10, 0]))  # CC 10 on channel 3 -> track 3 pan hard left
+        wait_for(lambda: jg.status()["tracks"][2]["pan"] == -1.0, 5, what="CC 10 to pan track 3")
+
+        result = {}
+        learner = threading.Thread(target=lambda: result.update(
+            jg.api("POST", "/api/midi/learn", {"action": "gain", "track": 9, "timeout": 10})))
+        learner.start()
+        time.sleep(0.5)
+        midi.send(bytes([0xB0, 20, 64]))  # the control being learned
+        learner.join(15)
+        assert result["binding"] == {"type": "cc", "number": 20, "action": "gain", "track": 9, "channel": 1,
+                                     "gate": False}
+        midi.send(bytes([0xB0, 20, 100]))
+        wait_for(lambda: jg.status()["tracks"][8]["gain_db"] == 0.0, 5, what="the learned CC to set track 9")
+        saved = (jg.sessions / "test" / "midi_map.json").read_text()
+        assert '"number": 20' in saved, "learned bindings are saved with the session"
+        r = jg.cli("midi", "learn", "gain", "2", "--timeout", "1")
+        assert r.returncode == 2 and "nothing arrived" in r.stderr
+    finally:
+        midi.close()
+
+
+def test_hardware_controller_through_rtmidi(jackgen):
+    # rtmidi's JACK backend stands in for ALSA here (no /dev/snd in CI): control opens the
+    # controller's port by name pattern; nothing is connected to the engine's midi_in.
+    midi = MidiSender("test-ctl", connect=None)
+    try:
+        jg = jackgen(control_extra='midi_api = "jack"\nmidi_inputs = ["test-ctl*"]')
+        wait_for(lambda: "test-ctl:out" in jg.api("GET", "/api/midi/map")["controllers"], 10,
+                 what="control to open the controller")
+        midi.send(bytes([0xB3, 10, 127]))  # CC 10, channel 4 -> track 4 pan right
+        wait_for(lambda: jg.status()["tracks"][3]["pan"] == 1.0, 5, what="the controller's CC")
+        midi.send(bytes([0x90, 40, 90]))  # note 40 -> trigger track 5 (nothing armed: an error, logged)
+        midi.send(bytes([0xB1, 7, 0]))  # CC 7 ch 2 at 0 -> silence
+        wait_for(lambda: jg.status()["tracks"][1]["gain_db"] == -120.0, 5, what="CC 7 at zero")
+        assert jg.status()["engine_running"]
     finally:
         midi.close()
