@@ -103,6 +103,7 @@ class EngineCore:
         self.ramp_left = np.zeros(T)  # frames of gain ramp still to go, per track
         self._frac = np.zeros(T)
         self._moving = False
+        self._gains_dirty = False
         track_gains(self.gain_db, self.pan, self.mute, self.solo, out=self.target)
         self.cur[:] = self.target
         self._p_cur = _fptr(self.cur)
@@ -258,6 +259,11 @@ class EngineCore:
             self._run_timed(frame_time, n)
         if midi_count:
             self._handle_midi(midi_count, frame_time)
+        if self._gains_dirty:
+            # once per block however many fader commands came in (a flood of 64
+            # gain changes a block cost milliseconds when each recomputed all tracks)
+            self._gains_dirty = False
+            self._retarget()
         T = self.n_tracks
         short = ringlib.jg_read_tracks(self._ring_bases, self._p_mode, self._p_tb, T, n, self._p_got)
         if self._n_special:
@@ -366,10 +372,10 @@ class EngineCore:
                 t = status & 0x0F
                 if t < self.n_tracks and d1 == 7:
                     self.gain_db[t] = cc_to_gain_db(d2)
-                    self._retarget()
+                    self._gains_dirty = True
                 elif t < self.n_tracks and d1 == 10:
                     self.pan[t] = max(-1.0, (d2 - 64) / 63.0)
-                    self._retarget()
+                    self._gains_dirty = True
 
     def trigger(self, t: int, frame: int) -> None:
         """Start track t's armed clip at ``frame`` (a note-on, or play without a file)."""
@@ -401,19 +407,19 @@ class EngineCore:
             if not math.isfinite(g):
                 raise ValueError("gain not finite")
             self.gain_db[t] = min(MAX_GAIN_DB, max(MIN_GAIN_DB, g))
-            self._retarget()
+            self._gains_dirty = True
         elif op == S.CMD_PAN:
             p = float(c[2])
             if not math.isfinite(p):
                 raise ValueError("pan not finite")
             self.pan[t] = min(1.0, max(-1.0, p))
-            self._retarget()
+            self._gains_dirty = True
         elif op == S.CMD_MUTE:
             self.mute[t] = bool(c[2])
-            self._retarget()
+            self._gains_dirty = True
         elif op == S.CMD_SOLO:
             self.solo[t] = bool(c[2])
-            self._retarget()  # solo changes every track's audibility
+            self._gains_dirty = True  # solo changes every track's audibility
         elif op == S.CMD_PLAY:
             self.want_epoch[t] = int(c[2])
             at = int(c[3])
