@@ -20,7 +20,6 @@ One run, one ``jackd -R -P 70 -d dummy`` and a real ``jackgen run``:
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import signal
@@ -38,7 +37,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.engine import XrunObserver, machine  # noqa: E402
+from bench.engine import XrunObserver, machine, write_json  # noqa: E402
 from jackgen.daemon.jackserver import DummyJack  # noqa: E402
 from jackgen.daemon.osc import build_message  # noqa: E402
 
@@ -204,8 +203,7 @@ def main() -> int:
           f"{f['xruns_quiet_window']}), {f['tracks_streaming']} tracks streaming, "
           f"control private memory {f['control_rss_anon_growth_kb']:+d} kB")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=2))
+        write_json(args.json, res)
     return 0
 
 

@@ -225,9 +225,13 @@ def main() -> int:
           f"{res['underruns']:>9} {cb['p50']:>6.0f} {cb['p99']:>6.0f} {cb['p999']:>6.0f} {cb['max']:>6.0f} "
           f"{res['callback_load_p999'] * 100:>11.1f}%")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=2))
+        write_json(args.json, res)
     return 0
+
+
+def write_json(path: str, data: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2))
 
 
 if __name__ == "__main__":

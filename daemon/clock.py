@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 
 def jack_now_usecs() -> int:
@@ -31,6 +32,9 @@ class EngineClock:
     period_usecs: float = 0.0
     block: int = 0
     rate: int = 0
+    # JACK's own µs -> frame conversion when control has a JACK client (exact for
+    # recent cycles); otherwise extrapolate from the reference cycle above.
+    to_frames: Callable[[float], int] | None = None
 
     @property
     def valid(self) -> bool:
@@ -38,6 +42,16 @@ class EngineClock:
 
     def frame_at(self, usecs: float) -> int:
         """The frame playing at JACK time ``usecs`` (extrapolated from the reference cycle)."""
+        if self.to_frames is not None:
+            try:
+                # JACK frame times are 32-bit: a time before the server's frame 0 (or across
+                # the wrap, every ~24.8 h at 48 kHz) comes back wrapped; take the signed
+                # distance from now instead.
+                now = self.to_frames(jack_now_usecs())
+                delta = (self.to_frames(usecs) - now + (1 << 31)) % (1 << 32) - (1 << 31)
+                return now + delta
+            except Exception:
+                pass
         if not self.valid:
             raise ValueError("no clock reference from the engine yet")
         return int(round(self.frame + (usecs - self.usecs) * self.block / self.period_usecs))

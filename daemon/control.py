@@ -182,6 +182,7 @@ class Control:
         self.tracks = [TrackState() for _ in range(N_TRACKS)]
         self.tempo = TempoMap(cfg.control.tempo_bpm, cfg.control.beats_per_bar)
         self.clock = EngineClock()
+        self.tempo_source = "jackgen"  # or "jack transport" while a timebase master rolls
         self.engine_status: dict[str, Any] = {}
         self._status_rx_mono = 0.0
         self.engine_pid: int | None = None
@@ -359,7 +360,7 @@ class Control:
             st = self.engine_status = dict(zip(S.STATUS_FIELDS, e[1:]))
             self._status_rx_mono = time.monotonic()
             self.clock = EngineClock(st["frame_time"], st.get("cycle_usecs", 0), st.get("period_usecs", 0.0),
-                                     st["block_size"], st["sample_rate"])
+                                     st["block_size"], st["sample_rate"], self._jack_to_frames())
             self.tempo.set_rate(st["sample_rate"])
         elif op == S.EVT_METERS:
             self.meters = {"frame": e[1], "track_peak": e[2], "track_rms": e[3], "master_peak": e[4],
@@ -487,10 +488,52 @@ class Control:
                 raise JackgenError("'at' frame must be >= 0")
             return frame
         if at in ("beat", "bar"):
+            self.follow_transport()
             # at least a block and a little slack ahead, so the command arrives in time
             earliest = self.now_frame() + self.clock.block + int(0.02 * self.clock.rate)
             return self.tempo.next_boundary(earliest, at)
         raise JackgenError(f"'at' must be now, beat, bar or a frame number, got {at!r}")
+
+    def _jack_to_frames(self):
+        client = self.connections._client  # noqa: SLF001 (only if already open: never blocks here)
+        if client is None:
+            return None
+        from jackgen.daemon.jacktime import time_to_frames
+
+        return lambda usecs, c=client: time_to_frames(c, usecs)
+
+    def _jack_to_frames_clock(self) -> EngineClock:
+        c = self.clock
+        return EngineClock(c.frame, c.usecs, c.period_usecs, c.block, c.rate, self._jack_to_frames())
+
+    def follow_transport(self) -> bool:
+        """If another client is JACK timebase master and the transport rolls, take its bar grid.
+
+        Its BBT position (bar, beat, tick) holds at the JACK time ``usecs`` of the
+        current cycle; mapped to a frame through the engine clock, that pins the
+        grid. Precision is the master's tick (1/1920 beat is common: ~15 samples
+        at 100 BPM). Stopped or no master: jackgen's own tempo map.
+        """
+        client = self.connections.client() if self.clock.valid else None
+        if client is None:
+            self.tempo_source = "jackgen"
+            return False
+        try:
+            state, pos = client.transport_query()
+        except Exception:
+            self.tempo_source = "jackgen"
+            return False
+        if "bar" not in pos or state != jack_rolling() or pos.get("beats_per_minute", 0) <= 0:
+            self.tempo_source = "jackgen"
+            return False
+        bpb = float(pos["beats_per_bar"])
+        beats = (pos["bar"] - 1) * bpb + (pos["beat"] - 1) + pos["tick"] / float(pos["ticks_per_beat"] or 1920)
+        frame = self._jack_to_frames_clock().frame_at(pos["usecs"]) + int(pos.get("bbt_offset", 0))
+        self.tempo.bpm = float(pos["beats_per_minute"])
+        self.tempo.beats_per_bar = max(1, int(round(bpb)))
+        self.tempo.anchor_frame = frame - beats * self.tempo.beat_frames
+        self.tempo_source = "jack transport"
+        return True
 
     def set_tempo(self, bpm: object) -> dict:
         b = check_finite("tempo", bpm, 20.0, 400.0, "BPM")
@@ -857,6 +900,7 @@ class Control:
             "tempo_bpm": self.tempo.bpm,
             "beats_per_bar": self.tempo.beats_per_bar,
             "tempo_anchor_frame": self.tempo.anchor_frame,
+            "tempo_source": self.tempo_source,
             "midi_events": int(st.get("midi_events", 0)),
             "late_timed": int(st.get("late_timed", 0)),
             "master_peak": self.meters.get("master_peak"),
@@ -884,6 +928,12 @@ class Control:
             "workers": {"feeder": self.feeder.pid is not None if self.feeder else False},
             "xruns": int(self.engine_status.get("xruns", 0)),
         }
+
+
+def jack_rolling():
+    import jack
+
+    return jack.ROLLING
 
 
 def parse_on_off(value: object, what: str) -> bool:

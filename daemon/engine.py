@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 
-import cffi
 import jack
 import numpy as np
 
@@ -35,6 +34,8 @@ from jack import _lib as jack_lib  # noqa: PLC2701
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.bridge.schema import MAX_MIDI_EVENTS_PER_BLOCK
 from jackgen.daemon.config import Config
+from jackgen.daemon.jacktime import ffi as _jt_ffi
+from jackgen.daemon.jacktime import lib as _jt_lib
 from jackgen.daemon.proctitle import set_title
 from jackgen.daemon.rt import EngineCore
 from jackgen.daemon.sdnotify import notify
@@ -42,15 +43,6 @@ from jackgen.dsp._kernels import ffi as kffi
 from jackgen.dsp._kernels import lib as klib
 
 log = logging.getLogger("jackgen.engine")
-
-# JACK-Client does not bind jack_get_cycle_times; a small ABI-mode handle on libjack
-# does. Its µs are CLOCK_MONOTONIC_RAW, the clock control maps OSC timetags with.
-_jt_ffi = cffi.FFI()
-_jt_ffi.cdef(
-    "int jack_get_cycle_times(void *client, uint32_t *current_frames, uint64_t *current_usecs,"
-    " uint64_t *next_usecs, float *period_usecs);"
-)
-_jt_lib = _jt_ffi.dlopen("libjack.so.0")
 
 PRETTY_NAME = "http://jackaudio.org/metadata/pretty-name"
 HIST_US = 100_000  # callback-time histogram: 1 µs buckets up to 100 ms

@@ -220,7 +220,9 @@ def test_timetagged_bundle_lands_on_its_sample(jg_osc, tmp_path):
         u.send(_bundle(when, build_message("/jackgen/track/3/play")))
         done = u.recv_until("/jackgen/done")
         at = done[2]
-        assert abs(at - expect) <= 2 * 512, f"timetag mapped to {at}, expected about {expect}"
+        # the reference (frame_time read beside time.time()) jitters by ms on a non-RT server;
+        # the precise figure is in bench/control.py. Exactness is the start-frame check below.
+        assert abs(at - expect) <= 512, f"timetag mapped to {at}, expected about {expect} (one period)"
         rec = record(["jackgen:track_03_L", "jackgen:track_03_R"], 0.8, start_at=at - 256)
         st = wait_for(lambda: (s := jg.status())["tracks"][2]["started_frame"] and s, 5, what="start")
         assert st["tracks"][2]["started_frame"] == at, "the bundle acts on exactly the frame of its timetag"
@@ -410,3 +412,61 @@ def test_hardware_controller_through_rtmidi(jackgen):
         assert jg.status()["engine_running"]
     finally:
         midi.close()
+
+
+class TimebaseMaster:
+    """A JACK timebase master at a fixed tempo, rolling from transport frame 0."""
+
+    def __init__(self, bpm: float, beats_per_bar: int = 4, rate: int = 48000) -> None:
+        self.bpm, self.bpb, self.rate = bpm, beats_per_bar, rate
+        self.offset: int | None = None  # frame time - transport frame while rolling
+        self.c = jack.Client("test-timebase", no_start_server=True)
+        self.c.set_process_callback(self._process)
+        self.c.set_timebase_callback(self._timebase, conditional=False)
+        self.c.activate()
+        self.c.transport_frame = 0
+        self.c.transport_start()
+
+    def _process(self, frames: int) -> None:
+        state, pos = self.c.transport_query_struct()
+        if state == jack.ROLLING:
+            self.offset = self.c.last_frame_time - pos.frame
+
+    def _timebase(self, state, blocksize, pos, new_pos) -> None:
+        beat_frames = 60.0 / self.bpm * self.rate
+        beats = pos.frame / beat_frames
+        pos.valid = pos.valid | jack._lib.JackPositionBBT
+        pos.bar = int(beats // self.bpb) + 1
+        pos.beat = int(beats % self.bpb) + 1
+        pos.tick = int((beats % 1.0) * 1920)
+        pos.bar_start_tick = (pos.bar - 1) * self.bpb * 1920.0
+        pos.beats_per_bar = float(self.bpb)
+        pos.beat_type = 4.0
+        pos.ticks_per_beat = 1920.0
+        pos.beats_per_minute = self.bpm
+
+    def close(self) -> None:
+        self.c.transport_stop()
+        self.c.release_timebase()
+        self.c.deactivate()
+        self.c.close()
+
+
+def test_bar_quantize_follows_the_jack_transport_master(jg_osc, tmp_path):
+    jg, u = jg_osc
+    f = write_wav(tmp_path / "tb.wav", np.full((24000, 2), 0.1, np.float32))
+    master = TimebaseMaster(100.0, 3)
+    try:
+        wait_for(lambda: master.offset is not None, 5, what="the transport to roll")
+        time.sleep(0.3)
+        u.send("/jackgen/track/8/play", f, "bar")
+        at = u.recv_until("/jackgen/done")[2]
+        st = jg.status()
+        assert st["tempo_source"] == "jack transport" and st["tempo_bpm"] == 100.0 and st["beats_per_bar"] == 3
+        bar = 3 * 60.0 / 100.0 * 48000
+        k = (at - master.offset) / bar
+        tick = 60.0 / 100.0 * 48000 / 1920
+        assert abs(k - round(k)) * bar <= tick + 1, f"start {at} is {abs(k - round(k)) * bar:.1f} samples off the master's bar"
+        assert wait_for(lambda: jg.status()["tracks"][7]["started_frame"], 10, what="the bar") == at
+    finally:
+        master.close()
