@@ -95,6 +95,20 @@ STATUS_FIELDS = (
 )
 
 
+FRAME_MASK = (1 << 32) - 1  # JACK frame times are jack_nframes_t: they wrap every 2^32 frames
+
+
+def frames_until(at: int, now: int) -> int:
+    """Signed frames from ``now`` to ``at`` on JACK's 32-bit frame clock (wraps every
+    24.85 h at 48 kHz; a daemon started at boot gets there). Valid within ±2^31 frames."""
+    return ((at - now + (1 << 31)) & FRAME_MASK) - (1 << 31)
+
+
+def unwrap_frame(frame32: int, near: int) -> int:
+    """The 64-bit frame equal to ``frame32`` modulo 2^32 that is closest to ``near``."""
+    return near + frames_until(frame32 & FRAME_MASK, near & FRAME_MASK)
+
+
 def pack(*fields: object) -> bytes:
     return msgpack.packb(fields, use_bin_type=True)
 

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from jackgen.bridge.schema import frames_until, unwrap_frame
+
 
 def jack_now_usecs() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW) // 1000
@@ -27,7 +29,7 @@ def unix_to_jack_usecs(unix_s: float) -> float:
 
 @dataclass
 class EngineClock:
-    frame: int = 0  # frame at the start of the reference cycle
+    frame: int = 0  # frame at the start of the reference cycle (unwrapped past 2^32)
     usecs: int = 0  # JACK time of that frame
     period_usecs: float = 0.0
     block: int = 0
@@ -47,9 +49,9 @@ class EngineClock:
                 # JACK frame times are 32-bit: a time before the server's frame 0 (or across
                 # the wrap, every ~24.8 h at 48 kHz) comes back wrapped; take the signed
                 # distance from now instead.
-                now = self.to_frames(jack_now_usecs())
-                delta = (self.to_frames(usecs) - now + (1 << 31)) % (1 << 32) - (1 << 31)
-                return now + delta
+                now32 = self.to_frames(jack_now_usecs())
+                now = unwrap_frame(now32, self.frame) if self.frame else now32
+                return now + frames_until(self.to_frames(usecs), now32)
             except Exception:
                 pass
         if not self.valid:

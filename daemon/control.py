@@ -359,6 +359,7 @@ class Control:
         if op == S.EVT_STATUS:
             st = self.engine_status = dict(zip(S.STATUS_FIELDS, e[1:]))
             self._status_rx_mono = time.monotonic()
+            st["frame_time"] = self.unwrap(st["frame_time"])
             self.clock = EngineClock(st["frame_time"], st.get("cycle_usecs", 0), st.get("period_usecs", 0.0),
                                      st["block_size"], st["sample_rate"], self._jack_to_frames())
             self.tempo.set_rate(st["sample_rate"])
@@ -367,6 +368,7 @@ class Control:
                            "master_rms": e[5]}
         elif op == S.EVT_TRACK:
             _, t, state, epoch, frame = e
+            frame = self.unwrap(frame)
             tr = self.tracks[t]
             if state == S.TRACK_ARMED:
                 if epoch == tr.armed_epoch:
@@ -401,7 +403,7 @@ class Control:
         elif op == S.EVT_PONG:
             fut = self._pongs.pop(e[1], None)
             if fut and not fut.done():
-                fut.set_result(e[2])
+                fut.set_result(self.unwrap(e[2]))
         elif op == S.EVT_MIDI:
             _, _frame, status, d1, d2 = e
             self.on_midi(status, d1, d2, "jack:midi_in")
@@ -470,6 +472,11 @@ class Control:
     def engine_alive(self) -> bool:
         return bool(self.engine_status) and time.monotonic() - self._status_rx_mono < 2.0
 
+    def unwrap(self, frame32: int) -> int:
+        """Frames from the engine are 32-bit JACK frame times; control counts on past the wrap."""
+        near = self.clock.frame if self.clock.frame else frame32
+        return S.unwrap_frame(int(frame32), near)
+
     def now_frame(self) -> int:
         """The engine's current frame, from the JACK clock reference in its last status."""
         if not self.clock.valid:
@@ -486,6 +493,8 @@ class Control:
             frame = int(at)
             if frame < 0:
                 raise JackgenError("'at' frame must be >= 0")
+            if frame <= S.FRAME_MASK and self.clock.frame > S.FRAME_MASK:
+                frame = self.unwrap(frame)  # a plain JACK frame time, after the 32-bit wrap
             return frame
         if at in ("beat", "bar"):
             self.follow_transport()
@@ -604,7 +613,7 @@ class Control:
     # ------------------------------------------------------------ actions
     def _send_maybe_timed(self, op: int, t: int, value: object, at_frame: int | None) -> None:
         if at_frame:
-            self.send(op, t, value, int(at_frame))  # the engine applies it in the block of that frame
+            self.send(op, t, value, int(at_frame) & S.FRAME_MASK)  # applied in the block of that frame
         else:
             self.send(op, t, value)
 
@@ -724,7 +733,7 @@ class Control:
         tr.epoch, tr.source, tr.error = epoch, full, None
         tr.stream_id = self.streams[t].id if t in self.streams else None
         tr.started_frame = tr.ended_frame = None
-        self.send(S.CMD_PLAY, t, epoch, at_frame, 0)
+        self.send(S.CMD_PLAY, t, epoch, at_frame & S.FRAME_MASK, 0)
         tr.state = "pending"
         return {"track": t + 1, "file": full, "stream": tr.stream_id, "epoch": epoch, "at_frame": at_frame}
 
@@ -737,7 +746,7 @@ class Control:
     async def stop_track(self, track: object, at: str | int | None = "now") -> dict:
         t = check_track(track)
         at_frame = self.resolve_at(at)
-        self.send(S.CMD_STOP, t, at_frame)
+        self.send(S.CMD_STOP, t, at_frame & S.FRAME_MASK)
         s = self.streams.get(t)
         if s and not s.done and at_frame == 0:
             await self._cancel_stream(t)

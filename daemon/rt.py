@@ -35,6 +35,7 @@ import numpy as np
 from jackgen.bridge import layout as L
 from jackgen.bridge import schema as S
 from jackgen.bridge._ringc import ffi
+from jackgen.bridge.schema import FRAME_MASK, frames_until
 from jackgen.bridge._ringc import lib as ringlib
 from jackgen.bridge.ring import AudioRing, MessageRing
 from jackgen.dsp._kernels import ffi as kffi
@@ -310,10 +311,11 @@ class EngineCore:
                 c = S.unpack(view)
                 if len(c) == 4 and c[0] in TIMED_OPS:
                     due = int(c[3])
-                    if due >= frame_time + n:
+                    ahead = frames_until(due, frame_time)
+                    if ahead >= n:
                         self._schedule(c, frame_time)
                         continue
-                    if 0 < due < frame_time:
+                    if due and ahead < 0:
                         self.late_timed += 1  # arrived after its frame: act at once, counted
                 self._apply(c, frame_time)
             except Exception:  # malformed record: count it, report it, keep going
@@ -329,12 +331,11 @@ class EngineCore:
 
     def _run_timed(self, frame_time: int, n: int) -> None:
         """Apply queued timed commands whose frame falls in this block (in arrival order)."""
-        end = frame_time + n
         i = 0
         timed = self._timed
         while i < len(timed):
             c = timed[i]
-            if int(c[3]) < end:
+            if frames_until(int(c[3]), frame_time) < n:
                 del timed[i]
                 try:
                     self._apply(c, frame_time)
@@ -355,7 +356,7 @@ class EngineCore:
             d1 = (v >> 8) & 0x7F
             d2 = v & 0x7F
             kind = status & 0xF0
-            frame = frame_time + offset
+            frame = (frame_time + offset) & FRAME_MASK
             self.events.put(S.pack(S.EVT_MIDI, frame, status, d1, d2))
             if kind == 0x90 and d2 > 0:
                 t = self.note_to_track[d1]
@@ -425,7 +426,7 @@ class EngineCore:
             at = int(c[3])
             self.start_at[t] = at
             self.resume[t] = bool(c[4])
-            if at and at < frame_time:
+            if at and frames_until(at, frame_time) < 0:
                 self.late_commands += 1
             self.fade_pos[t] = -1
             self.in_underrun[t] = False
@@ -496,7 +497,7 @@ class EngineCore:
                 dst.fill(0.0)  # the producer has not begun this stream yet
                 return
             at = self.start_at[t]
-            offset = at - frame_time if at > frame_time else 0
+            offset = max(0, frames_until(at, frame_time)) if at else 0
             if offset >= n:
                 dst.fill(0.0)
                 return
@@ -558,7 +559,7 @@ class EngineCore:
         k = 0
         if pos < 0:
             at = self.stop_at[t]
-            k = at - frame_time if at > frame_time else 0
+            k = max(0, frames_until(at, frame_time)) if at else 0
             if k >= n:
                 return  # the stop lands in a later block
             pos = 0
@@ -574,7 +575,7 @@ class EngineCore:
             self.fade_pos[t] = pos
 
     def _track_event(self, t: int, state: int, frame: int) -> None:
-        self.events.put(S.pack(S.EVT_TRACK, t, state, self.want_epoch[t], frame))
+        self.events.put(S.pack(S.EVT_TRACK, t, state, self.want_epoch[t], frame & FRAME_MASK))
 
     def _meter(self, n: int, frame_time: int) -> None:
         if self._quiet:
@@ -650,5 +651,5 @@ class OfflineDriver:
         self.core.cb_sum_ns += dt
         if dt > self.core.cb_max_ns:
             self.core.cb_max_ns = dt
-        self.frame += n
+        self.frame = (self.frame + n) & FRAME_MASK  # the same 32-bit clock JACK gives the engine
         return self.core.track_out, self.core.master_out

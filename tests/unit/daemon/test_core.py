@@ -238,3 +238,35 @@ def test_no_allocation_growth_over_100k_callbacks(rings):
         gc.enable()
     assert core.underruns == 0 and core.bad_commands == 0
     assert after - before < 64, f"live allocations grew by {after - before} blocks over 100k callbacks"
+
+
+def test_frame_clock_wrap_helpers():
+    from jackgen.bridge.schema import FRAME_MASK, frames_until, unwrap_frame
+
+    assert frames_until(10, FRAME_MASK - 5) == 16
+    assert frames_until(FRAME_MASK - 5, 10) == -16
+    assert frames_until(500, 100) == 400
+    assert unwrap_frame(10, FRAME_MASK - 5) == FRAME_MASK + 11
+    assert unwrap_frame(FRAME_MASK - 5, (1 << 32) + 10) == FRAME_MASK - 5
+    assert unwrap_frame(123, 5 * (1 << 32) + 100) == 5 * (1 << 32) + 123
+
+
+def test_scheduling_across_the_32_bit_frame_wrap(rings):
+    """JACK frame times wrap after 2^32 frames (24.85 h at 48 kHz): a start and a timed
+    gain scheduled just past the wrap land exactly, not at once."""
+    n = 256
+    core = EngineCore(rings.tracks, rings.commands, rings.events, RATE, n, gain_smoothing_ms=0.0)
+    start = (1 << 32) - 1000
+    drv = OfflineDriver(core, start_frame=start)
+    x = noise(4000, seed=11)
+    at = (start + 1500) & ((1 << 32) - 1)  # = 500, after the wrap
+    start_stream(rings, 3, x, at=at, end=True)
+    rings.commands.put(S.pack(S.CMD_GAIN, 3, -120.0, (start + 3000) & ((1 << 32) - 1)))
+    tr, _ = run(drv, 20, n, track=3)
+    gain_block = (3000 // n) * n  # the timed gain ramps across the block that holds its frame
+    assert not tr[:1500].any(), "must not start before its (wrapped) frame"
+    assert np.array_equal(tr[1500:gain_block], x[: gain_block - 1500]), "starts exactly at the wrapped frame"
+    assert not tr[gain_block + n :].any(), "the timed gain lands in its block, not at once nor never"
+    assert tr[gain_block : gain_block + n].any() and core.late_commands == 0
+    evs = track_events(events(rings), 3)
+    assert evs[0] == (S.TRACK_PLAYING, at)
