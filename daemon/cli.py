@@ -273,6 +273,32 @@ def demo(
     raise typer.Exit(run_demo(cfg, config, seconds))
 
 
+@app.command("install-units")
+def install_units(
+    user: bool = typer.Option(False, "--user", help="User units (recommended: JACK runs in your session)."),
+    output: Optional[str] = typer.Option(None, "--output", help="Folder to write to (default: the systemd folder)."),
+    workdir: str = typer.Option(".", help="Working directory of the services (sessions live here)."),
+    run_as: Optional[str] = typer.Option(None, "--as-user", help="System units only: the user to run as."),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Write systemd units (jackgen.target, jackgen-control, jackgen-engine) for this install."""
+    from pathlib import Path as _P
+
+    from jackgen.daemon.units import default_output, render
+
+    if config:
+        _config(config)  # refuse to write units around a config that does not load
+    out = _P(output) if output else default_output(user)
+    try:
+        paths = render(out, user, config, workdir, run_as)
+    except OSError as e:
+        _fail(f"cannot write units to {out}: {e.strerror} (run as root for system units, or use --user)", code=1)
+        raise
+    scope = "--user " if user else ""
+    _print({"written": [str(p) for p in paths],
+            "next": f"systemctl {scope}daemon-reload && systemctl {scope}enable --now jackgen.target"})
+
+
 midi_app = typer.Typer(help="MIDI mapping: show it, or learn a control.", no_args_is_help=True)
 app.add_typer(midi_app, name="midi")
 

@@ -982,6 +982,13 @@ async def serve(control: Control) -> int:
     log.info("control listening on http://%s:%d (session '%s', instance '%s')", cfg.control.http_host,
              cfg.control.http_port, control.session, cfg.instance)
     notify("READY=1")
+
+    async def watchdog() -> None:
+        while True:  # the event loop turning is what systemd's watchdog should hear
+            notify("WATCHDOG=1")
+            await asyncio.sleep(5.0)
+
+    wd = asyncio.create_task(watchdog())
     done, _ = await asyncio.wait({serve_task, asyncio.create_task(stop.wait())},
                                  return_when=asyncio.FIRST_COMPLETED)
     code = 0
@@ -992,6 +999,7 @@ async def serve(control: Control) -> int:
         log.error("HTTP server could not start on %s:%d (port in use?)", cfg.control.http_host, cfg.control.http_port)
         code = 2
     log.info("shutting down")
+    wd.cancel()
     server.should_exit = True
     with contextlib.suppress(Exception):
         await asyncio.wait_for(serve_task, 5.0)

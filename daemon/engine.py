@@ -229,11 +229,16 @@ class JackDriver:
             c.name, c.samplerate, c.blocksize, N_TRACKS,
         )
         notify("READY=1")
+        last_blocks = -1
         while not self.stop.is_set():
             # SIGTERM/SIGINT are blocked in every thread (see run_engine) and taken here,
             # synchronously; the 1 s timeout notices a JACK shutdown.
             if signal.sigtimedwait(STOP_SIGNALS, 1.0) is not None:
                 self.stop.set()
+            blocks = self.core.blocks
+            if blocks != last_blocks:  # systemd's watchdog hears from us only while JACK calls us
+                notify("WATCHDOG=1")
+                last_blocks = blocks
         if self.jack_gone:
             log.error("JACK server went away (%s); exiting so the supervisor can restart the engine",
                       getattr(self, "shutdown_reason", "sample-rate change"))

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   liblo-tools            # oscsend/oscdump for OSC tests
   sox                    # audio inspection
   libsndfile1            # soundfile
+  systemd                # systemd-analyze, to verify the units `jackgen install-units` writes
   python3-venv python3-dev gcc libffi-dev   # venv and the cffi helpers
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -408,3 +409,25 @@ def test_jack_connections_come_back_after_an_engine_restart(jackgen):
     finally:
         c.deactivate()
         c.close()
+
+
+def test_engine_speaks_sd_notify_ready_and_watchdog(own_jack, tmp_path):
+    """What systemd sees: READY=1 once running, then WATCHDOG=1 while JACK calls the engine."""
+    own_jack()
+    inst = unique_instance()
+    rings = InstanceRings.create(inst, 1 << 14)
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(15)
+    proc = subprocess.Popen([sys.executable, "-m", "jackgen.daemon.cli", "engine", "--instance", inst],
+                            env=dict(os.environ, NOTIFY_SOCKET=sock_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        got = [sock.recv(256).decode() for _ in range(3)]
+        assert got[0] == "READY=1" and "WATCHDOG=1" in got[1:]
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        sock.close()
+        rings.close(unlink=True)

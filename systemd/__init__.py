@@ -1,0 +1,1 @@
+"""systemd unit templates (``*.in``), rendered by ``jackgen install-units``."""
