@@ -362,7 +362,8 @@ def test_jack_midi_note_starts_the_armed_clip_on_its_exact_frame(jg_osc, tmp_pat
                 f"note at frame {sent} (offset {offset}) started the clip at {st['tracks'][1]['started_frame']}")
             wait_for(lambda: jg.status()["tracks"][1]["state"] == "ended" or
                      jg.status()["tracks"][1]["state"] == "armed", 5, what="the clip to end")
-        assert jg.status()["midi_events"] >= 4
+        # the counter travels with the periodic status (every 250 ms), the start event at once
+        wait_for(lambda: jg.status()["midi_events"] >= 4, 5, what="the engine to count the notes")
     finally:
         midi.close()
 
@@ -466,7 +467,9 @@ def test_bar_quantize_follows_the_jack_transport_master(jg_osc, tmp_path):
         bar = 3 * 60.0 / 100.0 * 48000
         k = (at - master.offset) / bar
         tick = 60.0 / 100.0 * 48000 / 1920
-        assert abs(k - round(k)) * bar <= tick + 1, f"start {at} is {abs(k - round(k)) * bar:.1f} samples off the master's bar"
+        # BBT carries whole ticks: the master truncates its position to a tick and we read
+        # that tick, so up to two ticks (~30 samples here) either way; a wrong grid is off by beats
+        assert abs(k - round(k)) * bar <= 2 * tick + 1, f"start {at} is {abs(k - round(k)) * bar:.1f} samples off the master's bar"
         assert wait_for(lambda: jg.status()["tracks"][7]["started_frame"], 10, what="the bar") == at
     finally:
         master.close()
