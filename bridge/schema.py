@@ -92,6 +92,8 @@ STATUS_FIELDS = (
     "period_usecs",  # JACK's estimate of the period, µs (maps µs <-> frames)
     "midi_events",
     "late_timed",
+    "bbt",  # None, or [frame, bar, beat, tick, ticks_per_beat, beats_per_bar, bpm] while a
+    #          timebase master rolls the JACK transport: that BBT holds exactly at frame
 )
 
 

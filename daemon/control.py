@@ -511,36 +511,23 @@ class Control:
 
         return lambda usecs, c=client: time_to_frames(c, usecs)
 
-    def _jack_to_frames_clock(self) -> EngineClock:
-        c = self.clock
-        return EngineClock(c.frame, c.usecs, c.period_usecs, c.block, c.rate, self._jack_to_frames())
-
     def follow_transport(self) -> bool:
-        """If another client is JACK timebase master and the transport rolls, take its bar grid.
+        """While another client is JACK timebase master and rolls the transport, take its bar grid.
 
-        Its BBT position (bar, beat, tick) holds at the JACK time ``usecs`` of the
-        current cycle; mapped to a frame through the engine clock, that pins the
-        grid. Precision is the master's tick (1/1920 beat is common: ~15 samples
-        at 100 BPM). Stopped or no master: jackgen's own tempo map.
+        The engine reads the transport in its process callback and reports the BBT
+        position together with the exact frame it holds at (a status, every 250 ms);
+        the grid follows from there without converting any times. Precision is the
+        master's tick (BBT carries whole ticks). Stopped or no master: jackgen's own map.
         """
-        client = self.connections.client() if self.clock.valid else None
-        if client is None:
+        bbt = self.engine_status.get("bbt")
+        if not bbt:
             self.tempo_source = "jackgen"
             return False
-        try:
-            state, pos = client.transport_query()
-        except Exception:
-            self.tempo_source = "jackgen"
-            return False
-        if "bar" not in pos or state != jack_rolling() or pos.get("beats_per_minute", 0) <= 0:
-            self.tempo_source = "jackgen"
-            return False
-        bpb = float(pos["beats_per_bar"])
-        beats = (pos["bar"] - 1) * bpb + (pos["beat"] - 1) + pos["tick"] / float(pos["ticks_per_beat"] or 1920)
-        frame = self._jack_to_frames_clock().frame_at(pos["usecs"]) + int(pos.get("bbt_offset", 0))
-        self.tempo.bpm = float(pos["beats_per_minute"])
+        frame32, bar, beat, tick, tpb, bpb, bpm = bbt
+        beats = (bar - 1) * float(bpb) + (beat - 1) + tick / float(tpb or 1920)
+        self.tempo.bpm = float(bpm)
         self.tempo.beats_per_bar = max(1, int(round(bpb)))
-        self.tempo.anchor_frame = frame - beats * self.tempo.beat_frames
+        self.tempo.anchor_frame = self.unwrap(frame32) - beats * self.tempo.beat_frames
         self.tempo_source = "jack transport"
         return True
 
@@ -937,12 +924,6 @@ class Control:
             "workers": {"feeder": self.feeder.pid is not None if self.feeder else False},
             "xruns": int(self.engine_status.get("xruns", 0)),
         }
-
-
-def jack_rolling():
-    import jack
-
-    return jack.ROLLING
 
 
 def parse_on_off(value: object, what: str) -> bool:

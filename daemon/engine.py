@@ -133,6 +133,8 @@ class JackDriver:
         self._midi_get_fn = jack_fn("jg_midi_get_fn", "jack_midi_event_get")
         self._midi_port = kffi.cast("void *", jack_ffi.cast("uintptr_t", self.midi_in._ptr))  # noqa: SLF001
         self._p_midi = kffi.cast("uint64_t *", kffi.from_buffer(self.core.midi_buf))
+        self._pos = jack_ffi.new("jack_position_t *")
+        self.core.transport_reader = self._transport_bbt
         self.hist = np.zeros(HIST_US, dtype=np.int64)
         c.set_process_callback(self._process)
         # xruns are counted by a C callback into this array (see jg_count_event)
@@ -191,6 +193,17 @@ class JackDriver:
         core.cb_sum_ns += dt
         if dt > core.cb_max_ns:
             core.cb_max_ns = dt
+
+    def _transport_bbt(self) -> list | None:
+        """Process thread (called when a status goes out): the JACK transport's BBT for this
+        cycle while a timebase master rolls it. jack_transport_query is real-time safe here."""
+        pos = self._pos
+        if jack_lib.jack_transport_query(self._client_ptr, pos) != jack_lib.JackTransportRolling:
+            return None
+        if not pos.valid & jack_lib.JackPositionBBT or pos.beats_per_minute <= 0:
+            return None
+        offset = pos.bbt_offset if pos.valid & jack_lib.JackBBTFrameOffset else 0
+        return [pos.bar, pos.beat, pos.tick, pos.ticks_per_beat, pos.beats_per_bar, pos.beats_per_minute, offset]
 
     # ---- notification thread ---------------------------------------------
     def _blocksize(self, blocksize: int) -> None:

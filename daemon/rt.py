@@ -144,6 +144,9 @@ class EngineCore:
         # JACK clock at the start of this block (driver; for mapping timetags to frames).
         self.cycle_usecs = 0
         self.period_usecs = 0.0
+        # Driver hook: () -> None or [bar, beat, tick, ticks_per_beat, beats_per_bar, bpm,
+        # bbt_offset] for this cycle (JACK transport BBT); read only when a status goes out.
+        self.transport_reader = None
 
         self.fade_len = max(1, int(round(fade_ms * 1e-3 * sample_rate)))
         self.fade_out = fade_curve(self.fade_len, fade_in=False)
@@ -605,6 +608,14 @@ class EngineCore:
             self._since_status = 0
             self._send_status(frame_time)
 
+    def _bbt(self, frame_time: int) -> list | None:
+        if self.transport_reader is None:
+            return None
+        bbt = self.transport_reader()
+        if bbt is None:
+            return None
+        return [(frame_time + int(bbt[6])) & FRAME_MASK, *bbt[:6]]
+
     def _send_status(self, frame_time: int) -> None:
         mean_us = (self.cb_sum_ns / self.cb_count / 1000.0) if self.cb_count else 0.0
         self.events.put(
@@ -626,6 +637,7 @@ class EngineCore:
                 self.period_usecs,
                 self.midi_events,
                 self.late_timed,
+                self._bbt(frame_time),
             )
         )
         self.cb_max_ns = 0

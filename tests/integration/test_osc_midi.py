@@ -467,9 +467,9 @@ def test_bar_quantize_follows_the_jack_transport_master(jg_osc, tmp_path):
         bar = 3 * 60.0 / 100.0 * 48000
         k = (at - master.offset) / bar
         tick = 60.0 / 100.0 * 48000 / 1920
-        # BBT carries whole ticks: the master truncates its position to a tick and we read
-        # that tick, so up to two ticks (~30 samples here) either way; a wrong grid is off by beats
-        assert abs(k - round(k)) * bar <= 2 * tick + 1, f"start {at} is {abs(k - round(k)) * bar:.1f} samples off the master's bar"
+        # BBT carries whole ticks (this master truncates to one), and the engine reports the frame
+        # it holds at exactly: within one tick (~15 samples here); a wrong grid is off by beats
+        assert abs(k - round(k)) * bar <= tick + 1, f"start {at} is {abs(k - round(k)) * bar:.1f} samples off the master's bar"
         assert wait_for(lambda: jg.status()["tracks"][7]["started_frame"], 10, what="the bar") == at
     finally:
         master.close()
