@@ -34,7 +34,7 @@ from jackgen.daemon.config import Config, check_session_name
 from jackgen.daemon.connections import ConnectionKeeper
 from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check_track
 from jackgen.daemon.midimap import ACTIONS, MidiMap, MidiMapError, decode
-from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB
+from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB, cc_to_gain_db, cc_to_pan
 
 log = logging.getLogger("jackgen.control")
 
@@ -802,8 +802,6 @@ class Control:
                 log.warning("MIDI %s %d/%d from %s -> %s: %s", kind, ch, num, source, b.action, err)
 
     def _midi_action(self, b, kind: str, val: int, from_engine: bool) -> None:
-        from jackgen.daemon.rt import cc_to_gain_db
-
         on = kind == "note" or (kind == "cc" and val >= 64)
         if b.action == "trigger":
             if from_engine:
@@ -817,7 +815,7 @@ class Control:
         elif b.action == "gain" and kind == "cc":
             self.set_gain(b.track, cc_to_gain_db(val))
         elif b.action == "pan" and kind == "cc":
-            self.set_pan(b.track, max(-1.0, (val - 64) / 63.0))
+            self.set_pan(b.track, cc_to_pan(val))
         elif b.action in ("mute", "solo"):
             current = getattr(self.tracks[b.track - 1], b.action)
             self.set_flag(b.action, b.track, (not current) if kind == "note" else on)

@@ -115,13 +115,6 @@ def build_app(control: Control) -> FastAPI:
     async def tempo(request: Request) -> dict:
         return control.set_tempo(_require(await _body(request), "bpm"))
 
-    @app.get("/api/clock")
-    async def clock() -> dict:
-        c = control.clock
-        return {"frame": c.frame, "usecs": c.usecs, "period_usecs": c.period_usecs, "block": c.block,
-                "rate": c.rate, "valid": c.valid, "tempo_bpm": control.tempo.bpm,
-                "tempo_anchor_frame": control.tempo.anchor_frame}
-
     @app.post("/api/sync")
     async def sync() -> dict:
         return {"frame_time": await control.sync()}

@@ -9,7 +9,6 @@ line a capture up with a scheduled start exactly.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
 import jack
@@ -117,7 +116,6 @@ def record(
             max(0, (start_at or 0) - client.frame_time) / rate)
         if not done.wait(limit):
             raise TimeoutError(f"recording did not finish within {limit:.0f} s (is the JACK server running?)")
-        time.sleep(0)  # let the callback return before deactivating
         client.deactivate()
         return Recording(int(state["start"]), rate, buf, state["xruns"], state["gaps"], valid, xrun_frames,
                          client.blocksize)

@@ -40,7 +40,7 @@ from jackgen.bridge._ringc import lib as ringlib
 from jackgen.bridge.ring import AudioRing, MessageRing
 from jackgen.dsp._kernels import ffi as kffi
 from jackgen.dsp._kernels import lib as klib
-from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB, fade_curve, track_gains
+from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB, cc_to_gain_db, cc_to_pan, fade_curve, track_gains
 
 CHANNELS = 2
 TIMED_OPS = (S.CMD_GAIN, S.CMD_PAN, S.CMD_MUTE, S.CMD_SOLO)
@@ -49,13 +49,6 @@ TIMED_OPS = (S.CMD_GAIN, S.CMD_PAN, S.CMD_MUTE, S.CMD_SOLO)
 MODE_IDLE = 0  # silent: the helper zeroes the block
 MODE_BULK = 1  # steady playback: the helper reads the block
 MODE_SPECIAL = 2  # starting, stopping or recovering: _pull_track does it in Python
-
-
-def cc_to_gain_db(value: int) -> float:
-    """MIDI CC 0-127 to fader dB: 100 is 0 dB, 127 about +4 dB, 0 is silence (-120)."""
-    if value <= 0:
-        return MIN_GAIN_DB
-    return max(MIN_GAIN_DB, 40.0 * math.log10(value / 100.0))
 
 
 def _fptr(arr: np.ndarray, ctype: str = "float *"):
@@ -378,7 +371,7 @@ class EngineCore:
                     self.gain_db[t] = cc_to_gain_db(d2)
                     self._gains_dirty = True
                 elif t < self.n_tracks and d1 == 10:
-                    self.pan[t] = max(-1.0, (d2 - 64) / 63.0)
+                    self.pan[t] = cc_to_pan(d2)
                     self._gains_dirty = True
 
     def trigger(self, t: int, frame: int) -> None:

@@ -25,6 +25,18 @@ def lin_to_db(gain: float) -> float:
     return MIN_GAIN_DB if gain <= 10.0 ** (MIN_GAIN_DB / 20.0) else 20.0 * math.log10(gain)
 
 
+def cc_to_gain_db(value: int) -> float:
+    """MIDI CC 0-127 to fader dB: 100 is 0 dB, 127 about +4 dB, 0 is silence (MIN_GAIN_DB)."""
+    if value <= 0:
+        return MIN_GAIN_DB
+    return max(MIN_GAIN_DB, 40.0 * math.log10(value / 100.0))
+
+
+def cc_to_pan(value: int) -> float:
+    """MIDI CC 0-127 to balance: 0 hard left, 64 centre, 127 hard right."""
+    return max(-1.0, (value - 64) / 63.0)
+
+
 def balance_pan(pan: float) -> tuple[float, float]:
     """Stereo balance with a constant-power taper: centre is unity on both channels.
 
