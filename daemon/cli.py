@@ -138,6 +138,142 @@ def feeder(instance: str = typer.Option("default", help="Instance name.")) -> No
     raise typer.Exit(run_feeder(instance))
 
 
+@app.command()
+def worker(
+    backend: str = typer.Argument(..., help="procedural | fluidsynth | musicgen"),
+    instance: str = typer.Option("default", help="Instance name (whose track rings to stream into)."),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """One generator worker (control starts these; systemd runs jackgen-generator@BACKEND)."""
+    from jackgen.generators.worker import run_worker
+
+    _setup_logging()
+    cfg = _config(config)
+    g = cfg.generators
+    opts: dict = {"soundfont": g.soundfont or None}
+    if backend == "musicgen":
+        opts.update(model=g.musicgen_model, device=g.musicgen_device, dtype=g.musicgen_dtype,
+                    chunk_s=g.musicgen_chunk_s, first_chunk_s=g.musicgen_first_chunk_s,
+                    cache_dir=g.musicgen_cache_dir or None)
+    raise typer.Exit(run_worker(backend, instance, opts))
+
+
+# ------------------------------------------------------------------ generation
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help="What to make, e.g. 'dusty lofi beat with rhodes'."),
+    duration: float = typer.Option(10.0, "--duration", "-d", help="Seconds of audio (0.5 .. generators.max_duration_s)."),
+    bpm: Optional[float] = typer.Option(None, help="Tempo; default: the style's."),
+    key: Optional[str] = typer.Option(None, help="Key, e.g. 'A minor', 'F#', 'Bb major'."),
+    style: Optional[str] = typer.Option(None, help="procedural style: lofi | house | ambient | rock (default: from the prompt)."),
+    backend: Optional[str] = typer.Option(None, help="procedural | fluidsynth | musicgen (default: generators.default_backend)."),
+    track: Optional[int] = typer.Option(None, help="Stream into this track (1-16) while generating."),
+    seed: Optional[int] = typer.Option(None, help="Seed (default: random, recorded in the take's JSON)."),
+    variations: int = typer.Option(1, help="Number of takes, seeds seed..seed+K-1."),
+    priority: str = typer.Option("normal", help="high | normal | low"),
+    midi: Optional[str] = typer.Option(None, help="fluidsynth backend: MIDI file to render."),
+    soundfont: Optional[str] = typer.Option(None, help="fluidsynth backend: SoundFont (.sf2)."),
+    output_format: str = typer.Option("wav", "--format", help="wav | flac"),
+    wait: bool = typer.Option(False, "--wait", help="Follow progress until the job ends; print the takes."),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Queue a generation job (streamed into --track as it is made) and print its id."""
+    cfg = _config(config)
+    body: dict = {"prompt": prompt, "duration": duration, "variations": variations, "priority": priority,
+                  "output_format": output_format}
+    for k, v in (("bpm", bpm), ("key", key), ("style", style), ("backend", backend), ("track", track),
+                 ("seed", seed), ("soundfont", soundfont and _abs(soundfont)), ("midi", midi and _abs(midi))):
+        if v is not None:
+            body[k] = v
+    r = _api(cfg, "POST", "/api/music-generation", body)
+    if not wait:
+        _print(r)
+        return
+    job = _follow_job(cfg, r["job_id"])
+    _print(job)
+    if job["status"] != "done":
+        raise typer.Exit(1)
+
+
+def _follow_job(cfg: Config, job_id: str) -> dict:
+    """Show a progress bar from the job's server-sent events until it ends."""
+    import httpx
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    url = f"{cfg.control_url}/api/jobs/{job_id}/events"
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), transient=True, console=None) as bar:
+        task = bar.add_task(f"job {job_id}", total=1.0)
+        try:
+            with httpx.stream("GET", url, timeout=httpx.Timeout(10.0, read=None)) as resp:
+                for line in resp.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    e = json.loads(line[5:])
+                    bar.update(task, completed=e.get("progress", 0.0) if e["event"] == "progress" else
+                               (1.0 if e["event"] == "done" else None),
+                               description=f"job {job_id} {e['status']}")
+                    if e["event"] in ("done", "failed", "cancelled"):
+                        break
+        except httpx.HTTPError as e:
+            _fail(f"lost the connection to jackgen control while following job {job_id}: {e}", code=1)
+    return _api(cfg, "GET", f"/api/jobs/{job_id}")
+
+
+jobs_app = typer.Typer(help="Generation jobs: list, show, follow, cancel.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("list")
+def jobs_list(config: Optional[str] = ConfigOpt) -> None:
+    """Jobs that are queued or running."""
+    _print(_api(_config(config), "GET", "/api/jobs"))
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, config: Optional[str] = ConfigOpt,
+              follow: bool = typer.Option(False, "--follow", "-f", help="Wait for the end, with progress.")) -> None:
+    """A job's status, progress, timings and takes."""
+    cfg = _config(config)
+    _print(_follow_job(cfg, job_id) if follow else _api(cfg, "GET", f"/api/jobs/{job_id}"))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, config: Optional[str] = ConfigOpt) -> None:
+    """Cancel a queued or running job (a running one stops within one chunk)."""
+    _print(_api(_config(config), "DELETE", f"/api/jobs/{job_id}"))
+
+
+@app.command()
+def render(
+    midi: str = typer.Argument(..., help="General MIDI file (.mid)."),
+    out: str = typer.Argument(..., help="Output audio file (.wav, .flac, .ogg, .aiff)."),
+    soundfont: Optional[str] = typer.Option(None, help="SoundFont (.sf2); default: Debian's FluidR3_GM."),
+    rate: int = typer.Option(48000, help="Sample rate in Hz."),
+    tail: float = typer.Option(0.0, help="Seconds of release/reverb tail after the last event (the CLI has none)."),
+) -> None:
+    """Render MIDI to audio with FluidSynth, offline, sounding as the `fluidsynth` CLI does."""
+    from rich.progress import Progress
+
+    from jackgen.generators.synth import render_file
+
+    if not Path(midi).is_file():
+        _fail(f"MIDI file {midi} does not exist")
+    if not 8000 <= rate <= 192000:
+        _fail(f"rate must be from 8000 to 192000 Hz, got {rate}")
+    if not 0 <= tail <= 60:
+        _fail(f"tail must be from 0 to 60 s, got {tail}")
+    try:
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"rendering {Path(midi).name}", total=1.0)
+            info = render_file(midi, out, soundfont, rate, tail_s=tail, progress=lambda f: bar.update(task, completed=f))
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        _fail(str(e))
+        raise
+    typer.echo(f"{info['path']}: {info['seconds']:.2f} s at {rate} Hz, rendered in {info['render_s']:.2f} s "
+               f"({info['realtime_factor']:.0f}x real time) with {info['soundfont']}")
+
+
 # ------------------------------------------------------------------ status and tracks
 @app.command()
 def status(config: Optional[str] = ConfigOpt, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
@@ -166,6 +302,10 @@ def status(config: Optional[str] = ConfigOpt, as_json: bool = typer.Option(False
 
 
 def _abs(path: str) -> str:
+    from jackgen.generators.job import TAKE_RE
+
+    if TAKE_RE.match(path) and not Path(path).exists():
+        return path  # a take id: control finds it in the session's audio_gen/
     return str(Path(path).expanduser().resolve()) if not Path(path).is_absolute() else path
 
 

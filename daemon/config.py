@@ -111,6 +111,41 @@ class FeederConfig(_Section):
     prefill_ms: float = Field(200.0, ge=0.0, le=10000.0)
 
 
+class GeneratorsConfig(_Section):
+    workers: tuple[str, ...] = ("procedural", "fluidsynth")  # started with control; musicgen on its first job
+    default_backend: str = "procedural"
+    musicgen_enabled: bool = True  # False: musicgen jobs are refused (no torch on this box)
+    max_duration_s: float = Field(600.0, ge=1.0, le=3600.0)
+    prefill_ms: float = Field(100.0, ge=0.0, le=10000.0)  # audio in the ring before a generated track starts
+    worker_start_timeout_s: float = Field(300.0, ge=1.0, le=3600.0)  # includes loading model weights
+    max_jobs_kept: int = Field(1000, ge=10, le=1_000_000)
+    soundfont: str = ""  # General MIDI SoundFont; empty: Debian's FluidR3_GM
+    musicgen_model: str = "small"  # small | medium | large | melody | facebook/musicgen-… | a checkpoint folder
+    musicgen_device: str = "auto"  # auto | cuda | cuda:N | cpu
+    musicgen_dtype: str = "auto"  # auto (bfloat16/float16 on a GPU, float32 on the CPU) | float16 | bfloat16 | float32
+    musicgen_chunk_s: float = Field(0.5, ge=0.1, le=5.0)  # audio per streamed chunk
+    musicgen_first_chunk_s: float = Field(0.25, ge=0.04, le=5.0)
+    musicgen_cache_dir: str = ""  # Hugging Face cache; empty: HF's default (~/.cache/huggingface)
+
+    @field_validator("workers")
+    @classmethod
+    def _known_workers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [b for b in v if b not in ("procedural", "fluidsynth", "musicgen")]
+        if bad:
+            raise ValueError(f"unknown backend(s) {', '.join(bad)}: procedural, fluidsynth, musicgen")
+        return v
+
+    @field_validator("default_backend")
+    @classmethod
+    def _known_default(cls, v: str) -> str:
+        if v not in ("procedural", "fluidsynth", "musicgen"):
+            raise ValueError(f"unknown backend {v!r}: procedural, fluidsynth, musicgen")
+        return v
+
+    def allowed_backends(self) -> tuple[str, ...]:
+        return ("procedural", "fluidsynth") + (("musicgen",) if self.musicgen_enabled else ())
+
+
 class SupervisorConfig(_Section):
     restart_delay_s: float = Field(0.5, ge=0.0, le=60.0)
     max_restart_delay_s: float = Field(10.0, ge=0.0, le=600.0)
@@ -122,6 +157,7 @@ class Config(_Section):
     engine: EngineConfig = EngineConfig()
     control: ControlConfig = ControlConfig()
     feeder: FeederConfig = FeederConfig()
+    generators: GeneratorsConfig = GeneratorsConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
 
     @field_validator("instance")

@@ -33,7 +33,9 @@ from jackgen.daemon.clock import EngineClock, TempoMap
 from jackgen.daemon.config import Config, check_session_name
 from jackgen.daemon.connections import ConnectionKeeper
 from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check_track
+from jackgen.daemon.jobs import JobBoard
 from jackgen.daemon.midimap import ACTIONS, MidiMap, MidiMapError, decode
+from jackgen.generators.job import TAKE_RE
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB, cc_to_gain_db, cc_to_pan
 
 log = logging.getLogger("jackgen.control")
@@ -71,6 +73,12 @@ class Stream:
     path: str
     primed: asyncio.Future = field(repr=False)
     done: bool = False
+    producer: Any = None  # None: the feeder; else the WorkerLink of a generator
+    finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def end(self) -> None:
+        self.done = True
+        self.finished.set()
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -87,7 +95,7 @@ class ChildProcess:
     """A supervised child (engine or feeder): restarted with backoff when it dies."""
 
     def __init__(self, role: str, argv: list[str], cfg: Config, on_start=None, on_exit=None,
-                 stdin: bool = False, on_line=None) -> None:
+                 stdin: bool = False, on_line=None, no_restart_codes: tuple[int, ...] = ()) -> None:
         self.role = role
         self.argv = argv
         self.cfg = cfg
@@ -100,6 +108,8 @@ class ChildProcess:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self.last_exit: int | None = None
+        self.no_restart_codes = no_restart_codes
+        self.disabled = False  # exited with a code that says restarting cannot help
 
     @property
     def pid(self) -> int | None:
@@ -129,6 +139,12 @@ class ChildProcess:
             code = await self.proc.wait()
             self.last_exit = code
             if self._stopping:
+                break
+            if code in self.no_restart_codes:
+                self.disabled = True
+                log.error("%s exited with code %s and will not be restarted", self.role, code)
+                if self.on_exit:
+                    await self.on_exit(self, code)
                 break
             self.restarts += 1
             log.error("%s exited with code %s; restarting in %.1f s", self.role, code, delay)
@@ -196,6 +212,7 @@ class Control:
         self.rings: InstanceRings | None = None
         self.engine: ChildProcess | None = None
         self.feeder: ChildProcess | None = None
+        self.jobs: JobBoard | None = None
         self._tasks: list[asyncio.Task] = []
         self.started_mono = time.monotonic()
         self.osc = None
@@ -307,6 +324,8 @@ class Control:
         self.feeder = ChildProcess("feeder", self_argv("feeder", *inst), self.cfg, stdin=True,
                                    on_line=self._on_feeder_line, on_exit=self._on_feeder_exit)
         self.feeder.start()
+        self.jobs = JobBoard(self)
+        self.jobs.start()
         if self.supervise_engine:
             self.engine = ChildProcess("engine", self_argv("engine", *cfg_args, *inst), self.cfg,
                                        on_exit=self._on_engine_exit)
@@ -321,6 +340,8 @@ class Control:
             self.write_session()
         except OSError as e:
             log.error("cannot write the session on shutdown: %s", e)
+        if self.jobs:
+            await self.jobs.stop()
         for child in (self.engine, self.feeder):
             if child:
                 await child.stop()
@@ -552,7 +573,7 @@ class Control:
         ev = msg.get("event")
         track = msg.get("track")
         stream = self.streams.get(track) if track is not None else None
-        if stream is None or stream.epoch != msg.get("epoch"):
+        if stream is None or stream.epoch != msg.get("epoch") or stream.producer is not None:
             if ev == "error" and track is None:
                 log.error("feeder: %s", msg.get("message"))
             return
@@ -563,14 +584,15 @@ class Control:
             log.error("streaming %s into track %d failed: %s", stream.path, track + 1, msg.get("message"))
             if not stream.primed.done():
                 stream.primed.set_exception(JackgenError(f"cannot stream {stream.path}: {msg.get('message')}"))
-        elif ev in ("eos", "cancelled"):
-            stream.done = True
+        if ev in ("eos", "cancelled", "error"):
+            stream.end()
+        if ev in ("eos", "cancelled"):
             if not stream.primed.done():
                 stream.primed.set_result(msg.get("frames", 0))
 
     async def _on_feeder_exit(self, child: ChildProcess, code: int) -> None:
         """The feeder died: once it is back, resume every unfinished stream where it stopped."""
-        pending = [s for s in self.streams.values() if not s.done]
+        pending = [s for s in self.streams.values() if not s.done and s.producer is None]
         if not pending:
             return
         asyncio.create_task(self._resume_streams(pending))
@@ -595,7 +617,54 @@ class Control:
     def _finish_stream(self, t: int) -> None:
         s = self.streams.get(t)
         if s:
-            s.done = True
+            s.done = True  # the engine is done with it; the producer reports its own end
+
+    # ------------------------------------------------------------ generator streams
+    async def claim_track(self, t: int, producer: Any, source: str, stream_id: str) -> int:
+        """Stop whatever feeds track t and open a new epoch for ``producer``; returns the epoch."""
+        assert self.rings is not None
+        await self._cancel_stream(t)
+        tr = self.tracks[t]
+        epoch = max(tr.epoch, tr.armed_epoch, self.rings.tracks[t].stream_word() >> 8) + 1
+        fut = asyncio.get_running_loop().create_future()
+        self.streams[t] = Stream(stream_id, t, epoch, source, fut, producer=producer)
+        return epoch
+
+    def on_worker_stream(self, worker: Any, msg: dict) -> None:
+        """A generator worker's stream events: start the track at the first audio, note its end."""
+        t, epoch = msg.get("track"), msg.get("epoch")
+        s = self.streams.get(t) if isinstance(t, int) else None
+        if s is None or s.epoch != epoch or s.producer is not worker:
+            return
+        if msg["event"] == "primed":
+            if s.primed.done():
+                return
+            s.primed.set_result(msg.get("frames", 0))
+            job = self.jobs.jobs.get(str(msg.get("id"))) if self.jobs else None
+            tr = self.tracks[t]
+            tr.epoch, tr.error, tr.stream_id = epoch, None, s.id
+            tr.source = str(self.session_dir / "audio_gen" / f"{job.takes[0]}.{job.spec.output_format}") if job else s.path
+            tr.started_frame = tr.ended_frame = None
+            try:
+                self.send(S.CMD_PLAY, t, epoch, 0, 0)
+                tr.state = "pending"
+            except JackgenError as e:
+                log.error("cannot start track %d for %s: %s", t + 1, s.path, e)
+        elif msg["event"] == "stream_end":
+            s.end()
+            if msg.get("state") == "error":
+                self.tracks[t].error = f"the stream of {s.path} broke off"
+
+    def abort_streams_of(self, worker: Any) -> None:
+        """A worker died: its open streams end as aborted, so the engine fades those tracks out."""
+        assert self.rings is not None
+        for t, s in list(self.streams.items()):
+            if s.producer is worker and not s.finished.is_set():
+                if (self.rings.tracks[t].stream_word() >> 8) == s.epoch:
+                    self.rings.tracks[t].end_stream(aborted=True)
+                self.tracks[t].error = f"{s.path}: the worker producing it died"
+                log.warning("track %d: the worker streaming %s died; the track fades out", t + 1, s.path)
+                s.end()
 
     # ------------------------------------------------------------ actions
     def _send_maybe_timed(self, op: int, t: int, value: object, at_frame: int | None) -> None:
@@ -637,11 +706,23 @@ class Control:
         """A relative path from a remote client means: inside the session folder."""
         return path if Path(path).is_absolute() else str(self.session_dir / path)
 
+    def take_path(self, name: str) -> str | None:
+        """A take id ('20261130-191500-a1b2c3') names sessions/<name>/audio_gen/<take>.wav (or .flac)."""
+        take = Path(name).name
+        if not TAKE_RE.match(take) or not (name == take or name.endswith("/" + take)):
+            return None
+        for ext in ("wav", "flac"):
+            p = self.session_dir / "audio_gen" / f"{take}.{ext}"
+            if p.is_file():
+                return str(p)
+        return None
+
     def check_audio_file(self, path: object) -> str:
         if not isinstance(path, str) or not path:
             raise JackgenError("file must be a path to an audio file (WAV, FLAC, OGG)")
         if "\0" in path or len(path) > 4096:
             raise JackgenError("file path is not a valid path")
+        path = self.take_path(path) or path
         p = Path(self.session_path(path)).resolve()  # symlinks and '..' resolved before the check
         roots = self.allowed_roots()
         if not any(p.is_relative_to(r) for r in roots):
@@ -725,10 +806,24 @@ class Control:
         return {"track": t + 1, "file": full, "stream": tr.stream_id, "epoch": epoch, "at_frame": at_frame}
 
     async def _cancel_stream(self, t: int) -> None:
+        """Stop the producer feeding track t and wait until it has let go of the ring
+        (two producers on one SPSC ring would corrupt it)."""
         s = self.streams.get(t)
-        if s and not s.done and self.feeder is not None:
-            with contextlib.suppress(JackgenError):
+        if s is None or s.finished.is_set():
+            return
+        try:
+            if s.producer is None:
+                if self.feeder is None:
+                    return
                 await self.feeder.send({"op": "cancel", "track": t})
+            else:
+                await s.producer.send({"op": "stop_stream", "track": t})
+        except JackgenError:
+            return  # the producer is not running: nothing writes to the ring
+        try:
+            await asyncio.wait_for(s.finished.wait(), 3.0)
+        except asyncio.TimeoutError:
+            log.warning("the producer of track %d did not stop within 3 s", t + 1)
 
     async def stop_track(self, track: object, at: str | int | None = "now") -> dict:
         t = check_track(track)
@@ -864,6 +959,9 @@ class Control:
         procs: dict[str, int | None] = {"control": os.getpid()}
         procs["engine"] = self.engine.pid if self.engine else self.engine_pid
         procs["feeder"] = self.feeder.pid if self.feeder else None
+        if self.jobs:
+            for b, w in self.jobs.workers.items():
+                procs[f"worker {b}"] = w.child.pid if w.child else None
         return procs
 
     def status(self) -> dict:
@@ -899,7 +997,8 @@ class Control:
             "late_timed": int(st.get("late_timed", 0)),
             "master_peak": self.meters.get("master_peak"),
             "tracks": tracks,
-            "jobs": [],
+            "jobs": self.jobs.summary() if self.jobs else [],
+            "queue_length": self.jobs.queue_length() if self.jobs else 0,
             "processes": self.processes(),
             "uptime_s": round(time.monotonic() - self.started_mono, 1),
             "osc": None if self.osc is None else {"packets": self.osc.packets, "messages": self.osc.messages,
@@ -918,8 +1017,11 @@ class Control:
             "database": None,
             "gpu": None,
             "disk": {"free_bytes": disk.free, "ok": disk.free > 1 << 30},
-            "queue_length": 0,
-            "workers": {"feeder": self.feeder.pid is not None if self.feeder else False},
+            "queue_length": self.jobs.queue_length() if self.jobs else 0,
+            "workers": {"feeder": self.feeder.pid is not None if self.feeder else False,
+                        **({b: {"running": bool(w.child and w.child.pid), "ready": w.ready.is_set() and not w.fatal,
+                                "error": w.fatal, "busy": w.current.id if w.current else None}
+                            for b, w in self.jobs.workers.items()} if self.jobs else {})},
             "xruns": int(self.engine_status.get("xruns", 0)),
         }
 

@@ -6,13 +6,14 @@ what was wrong and what to do.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from jackgen.daemon.errors import JackgenError
 
@@ -114,6 +115,45 @@ def build_app(control: Control) -> FastAPI:
     @app.post("/api/tempo")
     async def tempo(request: Request) -> dict:
         return control.set_tempo(_require(await _body(request), "bpm"))
+
+    @app.post("/api/music-generation", status_code=202)
+    async def music_generation(request: Request) -> dict:
+        job = control.jobs.submit(await _body(request))
+        return {"job_id": job.id, "status": job.status, "takes": job.takes, "seed": job.spec.seed}
+
+    @app.get("/api/jobs")
+    async def jobs() -> list:
+        return [j.public() for j in list(control.jobs.jobs.values())[-100:]]
+
+    @app.get("/api/jobs/{job_id}")
+    async def job(job_id: str) -> dict:
+        return control.jobs.get(job_id).public()
+
+    @app.delete("/api/jobs/{job_id}")
+    async def cancel_job(job_id: str) -> dict:
+        return (await control.jobs.cancel(job_id)).public()
+
+    @app.get("/api/jobs/{job_id}/events")
+    async def job_events(job_id: str) -> StreamingResponse:
+        job = control.jobs.get(job_id)
+        q = control.jobs.subscribe(job)
+
+        async def stream():
+            try:
+                while True:
+                    try:
+                        e = await asyncio.wait_for(q.get(), 15.0)
+                    except asyncio.TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    yield f"event: {e['event']}\ndata: {json.dumps(e)}\n\n"
+                    if e["event"] in ("done", "failed", "cancelled"):
+                        return
+            finally:
+                job.listeners.discard(q)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
 
     @app.post("/api/sync")
     async def sync() -> dict:

@@ -385,10 +385,32 @@ class OscControl:
                                                 f"{b['action']} {b['track'] or ''}".strip())
             return
         if addr == "/jackgen/generate":
-            raise JackgenError("generation is not available yet in this version of jackgen")
+            req = _generate_args(addr, args)
+
+            def on_final(job, sender=sender):
+                if job.status == "done":
+                    sender.reply("/jackgen/done", addr, job.id)
+                else:
+                    sender.reply("/jackgen/error", addr, f"job {job.id} {job.status}: {job.error or ''}".strip())
+
+            job = c.jobs.submit(req, on_final=on_final)
+            sender.reply("/jackgen/job", job.id, job.status)
+            return
+        if addr == "/jackgen/job/cancel":
+            job = await c.jobs.cancel(_string(addr, _one_arg(addr, args)))
+            sender.reply("/jackgen/job", job.id, job.status)
+            return
         raise JackgenError(f"unknown address {addr} (see INTERFACE.md for the address table)")
 
     # ---------------------------------------------------------- notifications
+    def notify_job(self, job, e: dict) -> None:
+        """Job progress to subscribers: /jackgen/job s id, s status, f progress."""
+        if not self.subscribers:
+            return
+        pkt = build_message("/jackgen/job", job.id, e["status"], float(job.progress))
+        for s in list(self.subscribers):
+            _send_safe(s, pkt)
+
     async def notify_loop(self) -> None:
         """Meters (<= 30 Hz) and track-state changes to subscribed clients."""
         last_states: list[str] = []
@@ -538,6 +560,32 @@ def _when(addr: str, v: Any) -> str:
     if v not in ("now", "beat", "bar"):
         raise JackgenError(f"{addr}: when must be now, beat or bar, got {v!r}")
     return v
+
+
+GENERATE_KEYS = {"bpm": (int, float), "key": (str,), "style": (str,), "track": (int,), "backend": (str,),
+                 "seed": (int,), "variations": (int,), "priority": (str,), "output_format": (str,),
+                 "midi": (str,), "soundfont": (str,), "top_k": (int,), "top_p": (int, float),
+                 "temperature": (int, float), "cfg_coef": (int, float), "melody": (str,)}
+
+
+def _generate_args(addr: str, args: list) -> dict:
+    """s prompt, f seconds, then key/value pairs (``bpm`` f, ``key`` s, …) -> a job request."""
+    if len(args) < 2 or not isinstance(args[0], str) or isinstance(args[1], bool) or \
+            not isinstance(args[1], (int, float)):
+        raise JackgenError(f"{addr} takes s prompt, f seconds, then key/value pairs (bpm f, key s, style s, "
+                           "track i, backend s, seed i, variations i)")
+    rest = args[2:]
+    if len(rest) % 2:
+        raise JackgenError(f"{addr}: key/value pairs come in twos; {rest[-1]!r} has no value")
+    req: dict = {"prompt": args[0], "duration": float(args[1])}
+    for k, v in zip(rest[::2], rest[1::2]):
+        if not isinstance(k, str) or k not in GENERATE_KEYS:
+            raise JackgenError(f"{addr}: unknown key {k!r}; known: {', '.join(GENERATE_KEYS)}")
+        if isinstance(v, bool) or not isinstance(v, GENERATE_KEYS[k]):
+            want = "/".join(t.__name__ for t in GENERATE_KEYS[k])
+            raise JackgenError(f"{addr}: {k} must be {want}, got {type(v).__name__}")
+        req[k] = v
+    return req
 
 
 def _play_args(addr: str, args: tuple) -> tuple[str | None, str]:

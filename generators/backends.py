@@ -1,0 +1,186 @@
+"""Generator backends: one interface, so the worker loop (and later the Redis queue) does not care
+which model makes the audio.
+
+A backend is loaded once per worker process (``load``: SoundFont, model weights)
+and kept warm. ``generate`` is an iterator of ``(variation, chunk)`` pairs, each
+chunk an (n, 2) float32 array at the engine rate, yielded as soon as it exists;
+chunks of one variation come in order, variations may interleave (MusicGen
+makes them as one batch). It checks ``ctx.should_stop()`` at least once per
+chunk, which is how cancel stops a job within one chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from jackgen.generators.job import JobError, JobSpec, guess_style
+
+log = logging.getLogger("jackgen.generators")
+
+FIRST_CHUNK_FRAMES = 1024  # small first chunk: the track starts ~20 ms after the job does
+CHUNK_FRAMES = 8192
+
+
+@dataclass
+class TakeContext:
+    rate: int  # engine sample rate: every chunk is at this rate
+    session_dir: Path
+    takes: list[str]  # take ids, one per variation
+    should_stop: Callable[[], bool] = lambda: False
+    info: dict = field(default_factory=dict)  # the backend records model, device, resolved params here
+    progress: Callable[[float], None] = lambda fraction: None
+
+    def stems_dir(self, k: int) -> Path:
+        return self.session_dir / "midi_stems" / self.takes[k]
+
+    def allowed(self, path: str, what: str) -> Path:
+        """A file named in a job: relative paths are inside the session folder."""
+        p = Path(path)
+        p = (p if p.is_absolute() else self.session_dir / p).resolve()
+        if not p.is_file():
+            raise JobError(f"{what} {path} does not exist")
+        return p
+
+
+class Backend:
+    name = "?"
+
+    def load(self) -> None:
+        """Load what the backend needs (weights, SoundFont); called once per worker."""
+
+    def describe(self) -> dict:
+        return {"backend": self.name}
+
+    def generate(self, spec: JobSpec, ctx: TakeContext) -> Iterator[tuple[int, np.ndarray]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def fade_tail(chunk: np.ndarray, frames_left_after: int, fade_frames: int) -> None:
+    """Fade the last ``fade_frames`` of a stream in place (no click where a take is cut)."""
+    n = chunk.shape[0]
+    start = n + frames_left_after - fade_frames  # index in chunk where the fade begins
+    if start >= n:
+        return
+    i0 = max(0, start)
+    pos = np.arange(i0, n) - start
+    chunk[i0:] *= (1.0 - pos / float(fade_frames))[:, None].astype(np.float32)
+
+
+class FluidBackend(Backend):
+    """Shared by procedural and fluidsynth: a warm FluidSynth with the GM SoundFont."""
+
+    gain = 0.2
+
+    def __init__(self, soundfont: str | None = None) -> None:
+        self.soundfont = soundfont
+        self.renderers: dict[tuple[str | None, int], object] = {}
+
+    def renderer(self, rate: int, soundfont: str | None = None):
+        from jackgen.generators.synth import FluidRenderer
+
+        key = (soundfont or self.soundfont, rate)
+        if key not in self.renderers:
+            self.renderers[key] = FluidRenderer(key[0], rate, gain=self.gain)
+        return self.renderers[key]
+
+    def load(self) -> None:
+        self.renderer(48000)
+
+    def close(self) -> None:
+        for r in self.renderers.values():
+            r.close()
+        self.renderers.clear()
+
+    def _render(self, midi: Path, ctx: TakeContext, k: int, max_frames: int | None, tail_s: float,
+                soundfont: str | None = None, expected_s: float | None = None):
+        r = self.renderer(ctx.rate, soundfont)
+        ctx.info["soundfont"] = r.soundfont
+        done = 0
+        fade = int(0.05 * ctx.rate)
+        for chunk in r.render(midi, first_chunk_frames=FIRST_CHUNK_FRAMES if k == 0 else CHUNK_FRAMES,
+                              chunk_frames=CHUNK_FRAMES, max_frames=max_frames, tail_s=tail_s,
+                              should_stop=ctx.should_stop, gain=self.gain):
+            done += chunk.shape[0]
+            if max_frames is not None:
+                fade_tail(chunk, max_frames - done, fade)
+            if expected_s:
+                ctx.progress(min(1.0, done / ctx.rate / expected_s))
+            yield k, chunk
+
+
+class ProceduralBackend(FluidBackend):
+    """The embedded default: compose from bpm/key/style/seed, render with FluidSynth. No model files."""
+
+    name = "procedural"
+    gain = 0.6  # a band mix peaks around −6 dBFS at this gain with FluidR3_GM
+
+    def generate(self, spec: JobSpec, ctx: TakeContext) -> Iterator[tuple[int, np.ndarray]]:
+        from jackgen.generators.compose import STYLES, compose
+
+        style = spec.style or guess_style(spec.prompt)
+        st = STYLES[style]
+        ctx.info.update({"style": style, "bpm": spec.bpm or st.bpm, "key": spec.key or st.key, "stems": []})
+        total = int(round(spec.duration_s * ctx.rate))
+        for k in range(spec.variations):
+            seed = int(spec.seed) + k
+            comp = compose(style, spec.key, spec.bpm, seed, spec.duration_s)
+            stems = comp.write_stems(ctx.stems_dir(k))
+            ctx.info["stems"].append({n: str(p) for n, p in stems.items()})
+            ctx.info.setdefault("progressions", []).append(list(comp.progression))
+            base = k / spec.variations
+
+            def progress(f: float, base=base) -> None:
+                ctx.progress(base + f / spec.variations)
+
+            sub = TakeContext(ctx.rate, ctx.session_dir, ctx.takes, ctx.should_stop, ctx.info, progress)
+            yield from self._render(stems["full"], sub, k, total, 0.0, expected_s=spec.duration_s)
+
+
+class FluidSynthBackend(FluidBackend):
+    """Any General MIDI file with a chosen SoundFont, sounding as the ``fluidsynth`` CLI does.
+
+    Without ``midi`` in the job it renders the procedural composition for the prompt
+    (so a SoundFont can be auditioned on generated parts).
+    """
+
+    name = "fluidsynth"
+    tail_s = 1.0
+
+    def generate(self, spec: JobSpec, ctx: TakeContext) -> Iterator[tuple[int, np.ndarray]]:
+        import mido
+
+        sf2 = str(ctx.allowed(spec.soundfont, "soundfont")) if spec.soundfont else None
+        if spec.midi:
+            midi = ctx.allowed(spec.midi, "MIDI file")
+            try:
+                length_s = mido.MidiFile(str(midi)).length
+            except Exception as e:
+                raise JobError(f"{spec.midi} is not a MIDI file jackgen can read: {e}") from None
+            ctx.info["midi"] = str(midi)
+            for k in range(spec.variations):  # one take per variation: a MIDI file renders the same each time
+                yield from self._render(midi, ctx, k, None, self.tail_s, sf2, expected_s=length_s + self.tail_s)
+            return
+        proc = ProceduralBackend(self.soundfont)
+        proc.renderers = self.renderers
+        proc.gain = self.gain
+        yield from proc.generate(spec, ctx)
+
+
+def make_backend(name: str, **kw) -> Backend:
+    if name == "procedural":
+        return ProceduralBackend(kw.get("soundfont"))
+    if name == "fluidsynth":
+        return FluidSynthBackend(kw.get("soundfont"))
+    if name == "musicgen":
+        from jackgen.generators.musicgen import MusicGenBackend
+
+        return MusicGenBackend(**{k: v for k, v in kw.items() if k != "soundfont"})
+    raise JobError(f"unknown backend {name!r}: procedural, fluidsynth or musicgen")

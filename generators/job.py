@@ -1,0 +1,185 @@
+"""Generation jobs: the request every backend takes, validated once.
+
+A job is plain data (it travels as JSON to a worker today and through Redis
+later): ``JobSpec.from_dict`` checks every field and raises ``JobError`` with a
+message that names the field and the allowed range, so OSC, HTTP and the CLI
+all give the same answer to the same mistake.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+BACKENDS = ("procedural", "fluidsynth", "musicgen")
+STYLES = ("lofi", "house", "ambient", "rock")
+PRIORITIES = {"high": 0, "normal": 1, "low": 2}
+OUTPUT_FORMATS = ("wav", "flac")
+MAX_DURATION_S = 600.0
+MAX_VARIATIONS = 8
+MAX_PROMPT_CHARS = 2000
+
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_KEY_RE = re.compile(r"^\s*([A-Ga-g])\s*([#♯b♭]?)\s*(major|maj|minor|min|m|M)?\s*$")
+TAKE_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}(-[0-9]+)?$")
+
+
+class JobError(ValueError):
+    """A job request that cannot be run; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Key:
+    tonic: int  # pitch class 0 = C
+    minor: bool
+
+    @property
+    def name(self) -> str:
+        return f"{NOTE_NAMES[self.tonic]} {'minor' if self.minor else 'major'}"
+
+    @property
+    def relative(self) -> Key:
+        return Key((self.tonic + 3) % 12, False) if self.minor else Key((self.tonic + 9) % 12, True)
+
+
+def parse_key(text: str) -> Key:
+    """'A minor', 'Am', 'F# major', 'Bb', 'eb min' → Key. Plain 'C' means C major."""
+    m = _KEY_RE.match(text or "")
+    if not m:
+        raise JobError(f"key {text!r} is not a key: write it like 'A minor', 'F# major', 'Bb' or 'C#m'")
+    letter, acc, mode = m.groups()
+    pc = _PITCH[letter.upper()] + (1 if acc in ("#", "♯") else -1 if acc in ("b", "♭") else 0)
+    minor = mode in ("minor", "min", "m")
+    return Key(pc % 12, minor)
+
+
+def new_job_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def _num(d: dict, name: str, lo: float, hi: float, default: float | None, integer: bool = False) -> Any:
+    v = d.get(name, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise JobError(f"{name} must be a number from {lo:g} to {hi:g}, got {v!r}")
+    try:
+        x = float(v)
+    except ValueError:
+        raise JobError(f"{name} must be a number from {lo:g} to {hi:g}, got {v!r}") from None
+    if not (lo <= x <= hi):  # also false for NaN
+        raise JobError(f"{name} must be from {lo:g} to {hi:g}, got {v!r}")
+    if integer:
+        if x != int(x):
+            raise JobError(f"{name} must be a whole number, got {v!r}")
+        return int(x)
+    return x
+
+
+def _choice(d: dict, name: str, options, default: str | None) -> str | None:
+    v = d.get(name, default)
+    if v is None:
+        return None
+    if not isinstance(v, str) or v.lower() not in options:
+        raise JobError(f"{name} must be one of {', '.join(options)}, got {v!r}")
+    return v.lower()
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    prompt: str
+    duration_s: float = 10.0
+    backend: str = "procedural"
+    bpm: float | None = None  # None: the style's own tempo
+    key: str | None = None  # None: the style's own key
+    style: str | None = None  # None: guessed from the prompt
+    seed: int | None = None  # None: drawn at submission and recorded
+    variations: int = 1
+    track: int | None = None  # 0-based; None: render the take only
+    priority: str = "normal"
+    output_format: str = "wav"
+    midi: str | None = None  # fluidsynth backend: the MIDI file to render
+    soundfont: str | None = None
+    # musicgen sampling
+    top_k: int = 250
+    top_p: float = 0.0
+    temperature: float = 1.0
+    cfg_coef: float = 3.0
+    melody: str | None = None  # musicgen-melody: audio file whose chroma conditions the output
+    extra: dict = field(default_factory=dict)
+
+    KEYS = ("prompt", "duration", "duration_s", "backend", "bpm", "key", "style", "seed", "variations", "track",
+            "priority", "output_format", "midi", "soundfont", "top_k", "top_p", "temperature", "cfg_coef",
+            "melody")
+
+    @classmethod
+    def from_dict(cls, d: dict, default_backend: str = "procedural", max_duration_s: float = MAX_DURATION_S) -> JobSpec:
+        if not isinstance(d, dict):
+            raise JobError("a job is a JSON object with at least a prompt")
+        unknown = sorted(set(d) - set(cls.KEYS))
+        if unknown:
+            raise JobError(f"unknown job field(s) {', '.join(unknown)}; known: {', '.join(cls.KEYS)}")
+        prompt = d.get("prompt", "")
+        if not isinstance(prompt, str):
+            raise JobError(f"prompt must be text, got {type(prompt).__name__}")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise JobError(f"prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+        dur = d.get("duration_s", d.get("duration", 10.0))
+        duration = _num({"duration": dur}, "duration", 0.5, max_duration_s, 10.0)
+        backend = _choice(d, "backend", BACKENDS, default_backend)
+        bpm = _num(d, "bpm", 30.0, 300.0, None)
+        key = d.get("key")
+        if key is not None:
+            if not isinstance(key, str):
+                raise JobError(f"key must be text like 'A minor', got {key!r}")
+            key = parse_key(key).name
+        style = _choice(d, "style", STYLES, None)
+        seed = _num(d, "seed", 0, 2**31 - 1, None, integer=True)
+        variations = _num(d, "variations", 1, MAX_VARIATIONS, 1, integer=True)
+        track = _num(d, "track", 1, 16, None, integer=True)
+        priority = _choice(d, "priority", tuple(PRIORITIES), "normal")
+        fmt = _choice(d, "output_format", OUTPUT_FORMATS, "wav")
+        for name in ("midi", "soundfont", "melody"):
+            if d.get(name) is not None and (not isinstance(d[name], str) or not d[name]):
+                raise JobError(f"{name} must be a file path")
+        if backend == "musicgen" and not prompt.strip() and d.get("melody") is None:
+            raise JobError("musicgen needs a prompt (or a melody)")
+        return cls(
+            prompt=prompt.strip(), duration_s=duration, backend=backend, bpm=bpm, key=key, style=style,
+            seed=seed, variations=variations, track=None if track is None else track - 1, priority=priority,
+            output_format=fmt, midi=d.get("midi"), soundfont=d.get("soundfont"),
+            top_k=_num(d, "top_k", 0, 100000, 250, integer=True), top_p=_num(d, "top_p", 0.0, 1.0, 0.0),
+            temperature=_num(d, "temperature", 0.0, 10.0, 1.0), cfg_coef=_num(d, "cfg_coef", 0.0, 50.0, 3.0),
+            melody=d.get("melody"),
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("extra")
+        return d
+
+    def with_(self, **kw) -> JobSpec:
+        d = asdict(self)
+        d.update(kw)
+        return JobSpec(**d)
+
+
+def guess_style(prompt: str) -> str:
+    """Pick a procedural style from words in the prompt ('chill lofi beat' → lofi)."""
+    p = prompt.lower()
+    words = {
+        "lofi": ("lofi", "lo-fi", "chill", "hip hop", "hiphop", "jazzy", "study", "mellow"),
+        "house": ("house", "techno", "dance", "edm", "club", "disco", "four on the floor"),
+        "ambient": ("ambient", "drone", "pad", "calm", "meditation", "atmospheric", "cinematic", "space"),
+        "rock": ("rock", "guitar", "punk", "metal", "grunge", "indie", "band"),
+    }
+    best, score = "lofi", 0
+    for style, ws in words.items():
+        s = sum(p.count(w) for w in ws)
+        if s > score:
+            best, score = style, s
+    return best

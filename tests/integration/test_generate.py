@@ -1,0 +1,172 @@
+"""Generation end to end: jobs over HTTP, OSC and the CLI, streamed into a real JACK graph."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from jackgen.daemon.recorder import record
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def job_done(jg, job_id: str, timeout_s: float = 60.0) -> dict:
+    return wait_for(lambda: (j := jg.api("GET", f"/api/jobs/{job_id}"))["status"] in ("done", "failed", "cancelled")
+                    and j, timeout_s, 0.1, f"job {job_id} to end")
+
+
+def test_generated_audio_streams_into_the_track_while_the_job_runs(jackgen, jack_server):
+    jg = jackgen()
+    r = jg.api("POST", "/api/music-generation", {"prompt": "chill lofi beat", "duration": 40, "track": 3,
+                                                 "seed": 11, "bpm": 84, "key": "A minor"}, expect=202)
+    jid = r["job_id"]
+    assert r["status"] == "queued" and r["seed"] == 11
+    # the track plays before the job is done: 40 s of audio is far from rendered when it starts
+    st = wait_for(lambda: (s := jg.status())["tracks"][2]["state"] == "playing" and s, 20, 0.02, "track 3 to play")
+    job_then = jg.api("GET", f"/api/jobs/{jid}")
+    started = st["tracks"][2]["started_frame"]
+    assert started is not None
+    # capture a second of track 3 and find it in the take, sample for sample
+    rec = record(["jackgen:track_03_L", "jackgen:track_03_R"], 1.0)
+    job = job_done(jg, jid)
+    assert job["status"] == "done", job
+    assert job_then["status"] in ("running", "done")
+    t = job["timings"]
+    assert 0 < t["first_audio_s"] < t["done_s"], t
+    take = Path(job["outputs"][0]["path"])
+    assert take.parent == jg.sessions / "test" / "audio_gen" and take.suffix == ".wav"
+    audio, rate = sf.read(str(take), dtype="float32")
+    assert rate == 48000 and audio.shape == (40 * 48000, 2)
+    off = rec.start_frame - started
+    assert 0 <= off < audio.shape[0] - rec.data.shape[0]
+    seg = audio[off: off + rec.data.shape[0]]
+    if rec.xruns_during() == 0 and rec.gaps == 0:
+        assert np.abs(rec.data - seg).max() < 1e-4
+    assert np.sqrt(np.mean(rec.data ** 2)) > 0.01
+    meta = json.loads(Path(job["outputs"][0]["json"]).read_text())
+    assert meta["seed"] == 11 and meta["backend"] == "procedural" and meta["prompt"] == "chill lofi beat"
+    assert meta["sample_rate"] == 48000 and meta["params"]["key"] == "A minor" and meta["style"] == "lofi"
+    assert set(meta["timings"]) >= {"queued_at", "first_audio_s", "done_s", "ttfa_s"}
+    stems = jg.sessions / "test" / "midi_stems" / meta["take"]
+    assert sorted(p.name for p in stems.glob("*.mid")) == ["bass.mid", "chords.mid", "drums.mid", "full.mid",
+                                                           "melody.mid"]
+    # the take id arms like a file
+    assert jg.api("POST", "/api/tracks/5/load", {"file": meta["take"]})["armed"] == str(take)
+
+
+def test_variations_bad_requests_and_events(jackgen):
+    jg = jackgen()
+    r = jg.api("POST", "/api/music-generation", {"prompt": "house", "duration": 3, "seed": 100, "variations": 3,
+                                                 "style": "house"}, expect=202)
+    # server-sent events follow the job to its end
+    events = []
+    with httpx.stream("GET", f"{jg.url}/api/jobs/{r['job_id']}/events", timeout=30) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+                if events[-1]["event"] in ("done", "failed", "cancelled"):
+                    break
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "queued" and kinds[-1] == "done" and "started" in kinds, kinds
+    job = jg.api("GET", f"/api/jobs/{r['job_id']}")
+    seeds = [json.loads(Path(o["json"]).read_text())["seed"] for o in job["outputs"]]
+    assert seeds == [100, 101, 102]
+    takes = [sf.read(o["path"], dtype="float32")[0] for o in job["outputs"]]
+    assert all(t.shape == (3 * 48000, 2) for t in takes)
+    assert not np.array_equal(takes[0], takes[1])
+    for body, words in (
+        ({"prompt": "x", "duration": 1e9}, "duration"),
+        ({"prompt": "x", "duration": "long"}, "duration"),
+        ({"prompt": "x", "backend": "wavenet"}, "backend"),
+        ({"prompt": "x", "key": "H# dorian"}, "key"),
+        ({"prompt": "x", "track": 17}, "track"),
+        ({"prompt": "x", "variations": 0}, "variations"),
+        ({"prompt": "x", "bogus": 1}, "unknown job field"),
+        ({"prompt": 5}, "prompt"),
+    ):
+        e = jg.api("POST", "/api/music-generation", body, expect=400)
+        assert words in e["error"], (body, e)
+    r = httpx.post(f"{jg.url}/api/music-generation", content=b"{not json", timeout=5)
+    assert r.status_code == 400 and "JSON" in r.json()["error"]
+    assert "no job" in jg.api("GET", "/api/jobs/nope", expect=404)["error"]
+    assert jg.status()["engine_running"]
+
+
+def osc_udp(port: int, address: str, *args) -> socket.socket:
+    b = OscMessageBuilder(address)
+    for a in args:
+        b.add_arg(a)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(20)
+    s.sendto(b.build().dgram, ("127.0.0.1", port))
+    return s
+
+
+def read_osc(s: socket.socket):
+    from pythonosc.osc_message import OscMessage
+
+    m = OscMessage(s.recv(65536))
+    return m.address, list(m.params)
+
+
+def test_generate_over_osc_replies_job_then_done(jackgen):
+    jg = jackgen()
+    s = osc_udp(jg.osc_port, "/jackgen/generate", "ambient pads", 2.0, "style", "ambient", "seed", 7, "bpm", 70.0)
+    addr, args = read_osc(s)
+    assert addr == "/jackgen/job" and args[1] == "queued"
+    jid = args[0]
+    addr2, args2 = read_osc(s)
+    assert (addr2, args2) == ("/jackgen/done", ["/jackgen/generate", jid])
+    assert jg.api("GET", f"/api/jobs/{jid}")["params"]["bpm"] == 70.0
+    for bad, words in ((("ambient", "long"), "seconds"), (("x", 2.0, "bpm"), "twos"),
+                       (("x", 2.0, "tempo", 3.0), "unknown key"), (("x", 2.0, "seed", "five"), "seed must be int"),
+                       (("x", 99999.0), "duration")):
+        s2 = osc_udp(jg.osc_port, "/jackgen/generate", *bad)
+        addr, args = read_osc(s2)
+        assert addr == "/jackgen/error" and words in args[1], (bad, args)
+
+
+def test_killed_worker_fails_its_job_and_the_track_goes_silent(jackgen, jack_server):
+    jg = jackgen()
+    r = jg.api("POST", "/api/music-generation", {"prompt": "rock", "duration": 600, "track": 1, "seed": 3,
+                                                 "style": "rock"}, expect=202)
+    wait_for(lambda: jg.status()["tracks"][0]["state"] == "playing", 20, 0.02, "track 1 to play")
+    pid = jg.status()["processes"]["worker procedural"]
+    assert jg.api("GET", f"/api/jobs/{r['job_id']}")["status"] == "running"
+    os.kill(pid, signal.SIGKILL)
+    job = job_done(jg, r["job_id"])
+    assert job["status"] == "failed" and "signal 9" in job["error"], job
+    tr = wait_for(lambda: (t := jg.status()["tracks"][0])["state"] in ("aborted", "idle", "ended") and t, 10, 0.05,
+                  "track 1 to stop")
+    assert "died" in (tr["error"] or "")
+    rec = record(["jackgen:track_01_L", "jackgen:track_01_R"], 0.3)
+    assert np.abs(rec.data).max() == 0.0
+    assert not list((jg.sessions / "test" / "audio_gen").glob("*.wav"))  # no half take posing as a whole one
+    # the worker is back and the daemon keeps working
+    wait_for(lambda: jg.status()["processes"]["worker procedural"] not in (None, pid), 20, 0.1, "a new worker")
+    r2 = jg.api("POST", "/api/music-generation", {"prompt": "rock", "duration": 1, "seed": 3}, expect=202)
+    assert job_done(jg, r2["job_id"])["status"] == "done"
+    assert jg.status()["engine_running"]
+
+
+def test_cli_generate_wait_and_jobs(jackgen):
+    jg = jackgen()
+    p = jg.cli("generate", "dusty lofi", "--duration", "2", "--seed", "4", "--wait")
+    assert p.returncode == 0, p.stderr
+    job = json.loads(p.stdout)
+    assert job["status"] == "done" and Path(job["outputs"][0]["path"]).is_file()
+    p = jg.cli("generate", "x", "--duration", "-3")
+    assert p.returncode == 2 and "duration" in p.stderr
+    p = jg.cli("jobs", "cancel", job["job_id"])
+    assert p.returncode == 0 and json.loads(p.stdout)["status"] == "done"

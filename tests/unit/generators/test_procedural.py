@@ -1,0 +1,93 @@
+"""The procedural backend: deterministic, in the asked tempo and key, real MIDI stems."""
+
+from __future__ import annotations
+
+import mido
+import numpy as np
+import pytest
+
+from jackgen.generators.backends import ProceduralBackend, TakeContext
+from jackgen.generators.compose import DRUM_CHANNEL, compose
+from jackgen.generators.job import JobSpec, parse_key
+
+KS_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KS_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+@pytest.fixture(scope="module")
+def backend():
+    b = ProceduralBackend()
+    b.load()
+    yield b
+    b.close()
+
+
+def render(backend, tmp_path, **job) -> np.ndarray:
+    spec = JobSpec.from_dict({"prompt": "", **job})
+    ctx = TakeContext(48000, tmp_path, [f"take{k}" for k in range(spec.variations)])
+    chunks = [c for k, c in backend.generate(spec, ctx) if k == 0]
+    return np.concatenate(chunks)
+
+
+def estimate_tempo(y: np.ndarray, sr: int) -> float:
+    import librosa
+
+    _, beats = librosa.beat.beat_track(y=y, sr=sr, hop_length=128, units="time")
+    return float(60.0 / np.median(np.diff(beats)))
+
+
+def estimate_key(y: np.ndarray, sr: int) -> tuple[int, bool]:
+    """Krumhansl–Schmuckler on the mean CQT chroma: (tonic pitch class, minor)."""
+    import librosa
+
+    chroma = librosa.feature.chroma_cqt(y=y, sr=sr).mean(axis=1)
+    best = max((np.corrcoef(np.roll(prof, t), chroma)[0, 1], t, minor)
+               for prof, minor in ((KS_MAJOR, False), (KS_MINOR, True)) for t in range(12))
+    return best[1], best[2]
+
+
+def test_same_seed_same_samples_other_seed_other_music(backend, tmp_path):
+    a = render(backend, tmp_path / "a", duration=4, style="house", seed=42)
+    b = render(backend, tmp_path / "b", duration=4, style="house", seed=42)
+    fresh = ProceduralBackend()
+    try:
+        c = render(fresh, tmp_path / "c", duration=4, style="house", seed=42)
+    finally:
+        fresh.close()
+    d = render(backend, tmp_path / "d", duration=4, style="house", seed=43)
+    assert a.shape == (4 * 48000, 2) and np.abs(a).max() > 0.1
+    assert np.array_equal(a, b) and np.array_equal(a, c)  # warm or fresh worker: the same samples
+    assert not np.array_equal(a, d)
+    assert (tmp_path / "a" / "midi_stems" / "take0" / "full.mid").read_bytes() == \
+        (tmp_path / "b" / "midi_stems" / "take0" / "full.mid").read_bytes()
+
+
+def test_stems_are_general_midi_parts(tmp_path):
+    comp = compose("rock", "E minor", 120, 5, 8.0)
+    stems = comp.write_stems(tmp_path)
+    drums = mido.MidiFile(stems["drums"])
+    chans = {m.channel for t in drums.tracks for m in t if m.type == "note_on"}
+    assert chans == {DRUM_CHANNEL}  # MIDI channel 10
+    full = mido.MidiFile(stems["full"])
+    assert abs(full.length - 8.0) < 0.01
+    tempos = [m.tempo for t in full.tracks for m in t if m.type == "set_tempo"]
+    assert tempos == [mido.bpm2tempo(120)]
+    programs = {m.channel: m.program for t in full.tracks for m in t if m.type == "program_change"}
+    assert programs == {0: 34, 1: 30, 2: 29}  # picked bass, distortion guitar, overdriven lead
+    e_minor = {4, 6, 7, 9, 11, 0, 2}
+    pitched = [m.note % 12 for t in full.tracks for m in t if m.type == "note_on" and m.channel != DRUM_CHANNEL]
+    assert set(pitched) <= e_minor
+
+
+@pytest.mark.parametrize("style,key,bpm", [("lofi", "A minor", 84), ("house", "F minor", 124),
+                                           ("ambient", "D major", 72), ("rock", "G major", 120),
+                                           ("lofi", "C major", 90), ("rock", "E minor", 120)])
+def test_music_is_in_the_asked_tempo_and_key(backend, tmp_path, style, key, bpm):
+    import librosa
+
+    y = render(backend, tmp_path, duration=20, style=style, key=key, bpm=bpm, seed=2).mean(axis=1)
+    y = librosa.resample(y, orig_sr=48000, target_sr=22050)
+    tempo = estimate_tempo(y, 22050)
+    assert any(abs(tempo * f - bpm) / bpm <= 0.02 for f in (1.0, 2.0, 0.5)), (tempo, bpm)
+    k = parse_key(key)
+    assert estimate_key(y, 22050) in ((k.tonic, k.minor), (k.relative.tonic, k.relative.minor))
