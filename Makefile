@@ -1,19 +1,22 @@
 # The two commands of the README's quick start: `make demo` and `make test`.
-.PHONY: setup demo test test-unit test-integration bench clean
+.PHONY: setup setup-musicgen demo test test-unit test-integration bench clean
 
 setup:
 	@scripts/setup.sh
 
+setup-musicgen:
+	@scripts/setup.sh --musicgen
+
 demo: setup
 	.venv/bin/jackgen demo
 
-test: setup
+test: setup-musicgen
 	.venv/bin/python -m pytest -q
 
-test-unit: setup
+test-unit: setup-musicgen
 	.venv/bin/python -m pytest -q tests/unit
 
-test-integration: setup
+test-integration: setup-musicgen
 	.venv/bin/python -m pytest -q tests/integration
 
 bench: setup

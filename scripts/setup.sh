@@ -36,14 +36,27 @@ if ((${#missing[@]})); then
 fi
 
 PY=${PYTHON:-python3}
+musicgen=0
+[ "${1:-}" = "--musicgen" ] && musicgen=1
 stamp=.venv/.jackgen-installed
 want=$(cat pyproject.toml setup.py bridge/_ringc_build.py dsp/_kernels_build.py bridge/layout.py | sha256sum | cut -c1-16)
-if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
+if ! { [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; }; then
+  echo "==> building the Python environment in .venv"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  echo "$want" > "$stamp"
+  rm -f .venv/.jackgen-musicgen
+  echo "==> .venv ready ($(.venv/bin/python --version))"
 fi
-echo "==> building the Python environment in .venv"
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
-echo "$want" > "$stamp"
-echo "==> .venv ready ($(.venv/bin/python --version))"
+# MusicGen (optional extra; the tests use it): torch 2.11 + torchaudio 2.11 and audiocraft 1.3.0
+# without its torch==2.1.0 pin. A few GB, once.
+if [ "$musicgen" = 1 ] && [ "$(cat .venv/.jackgen-musicgen 2>/dev/null)" != "$want" ]; then
+  echo "==> installing the MusicGen extra (torch 2.11, torchaudio 2.11, audiocraft 1.3.0; a few GB, once)"
+  .venv/bin/python -m pip install -q -e '.[test,musicgen]'
+  .venv/bin/python -m pip install -q --no-deps 'audiocraft==1.3.0'
+  .venv/bin/python -c "import audiocraft.models, torchaudio" 2>/dev/null || {
+    echo "jackgen setup: audiocraft does not import after installing the musicgen extra" >&2; exit 1; }
+  echo "$want" > .venv/.jackgen-musicgen
+  echo "==> MusicGen ready"
+fi
