@@ -121,9 +121,13 @@ class MusicGenBackend(Backend):
 
     def describe(self) -> dict:
         m = self.model
+        def num(v):
+            return None if v is None else float(v)
+
         return {"backend": self.name, "model": self.model_name, "device": self.device, "dtype": self.dtype,
-                "model_sample_rate": getattr(m, "sample_rate", None), "frame_rate": getattr(m, "frame_rate", None),
-                "max_duration_s": getattr(m, "max_duration", None), "load_s": round(self.load_s, 3)}
+                "model_sample_rate": num(getattr(m, "sample_rate", None)),
+                "frame_rate": num(getattr(m, "frame_rate", None)),
+                "max_duration_s": num(getattr(m, "max_duration", None)), "load_s": round(self.load_s, 3)}
 
     def stream(self, spec: JobSpec, should_stop=lambda: False, melody: np.ndarray | None = None,
                melody_rate: int = 0) -> Iterator[np.ndarray]:

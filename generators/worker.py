@@ -329,7 +329,7 @@ def run_worker(backend_name: str, instance: str | None, options: dict | None = N
     out_lock = threading.Lock()
 
     def emit(msg: dict) -> None:
-        line = json.dumps(msg)
+        line = json.dumps(msg, default=str)  # an odd value in metadata must not kill the worker
         with out_lock:
             sys.stdout.write(line + "\n")
             sys.stdout.flush()

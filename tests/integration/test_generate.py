@@ -170,3 +170,21 @@ def test_cli_generate_wait_and_jobs(jackgen):
     assert p.returncode == 2 and "duration" in p.stderr
     p = jg.cli("jobs", "cancel", job["job_id"])
     assert p.returncode == 0 and json.loads(p.stdout)["status"] == "done"
+
+
+def test_musicgen_job_streams_into_a_track(jackgen, tmp_path):
+    from jackgen.generators.musicgen import random_checkpoint
+
+    ckpt = random_checkpoint(tmp_path / "tiny-musicgen", "tiny", seed=2)
+    jg = jackgen(extra_toml=f'[generators]\nmusicgen_model = "{ckpt}"\nmusicgen_device = "cpu"\n')
+    r = jg.api("POST", "/api/music-generation", {"prompt": "dreamy synth", "duration": 2.0, "backend": "musicgen",
+                                                 "track": 2, "seed": 9, "bpm": 90}, expect=202)
+    job = job_done(jg, r["job_id"], timeout_s=120)
+    assert job["status"] == "done", job
+    assert job["metadata"]["model"] == str(ckpt) and job["metadata"]["device"] == "cpu"
+    assert job["metadata"]["prompt_text"] == "dreamy synth, 90 bpm"
+    audio, rate = sf.read(job["outputs"][0]["path"], dtype="float32")
+    assert rate == 48000 and abs(audio.shape[0] - 2 * 48000) <= 2
+    st = jg.status()
+    assert st["tracks"][1]["started_frame"] is not None  # the engine played it
+    assert st["processes"]["worker musicgen"]

@@ -45,6 +45,9 @@ def test_checkpoint_loads_through_audiocrafts_loader(tiny_dir, backend):
     assert all(torch.equal(saved[k], live[k]) for k in saved)
     d = backend.describe()
     assert d["device"] == "cpu" and d["model_sample_rate"] == 32000 and d["frame_rate"] == 50
+    import json
+
+    json.dumps(d)  # travels as JSON from the worker
     assert d["max_duration_s"] == 1.0
 
 
