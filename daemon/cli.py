@@ -402,10 +402,10 @@ def record(
 @app.command()
 def demo(
     config: Optional[str] = ConfigOpt,
-    seconds: float = typer.Option(8.0, help="Length of the demo clip."),
+    seconds: float = typer.Option(8.0, help="Seconds of master to record (the job generates 2 s more)."),
     session: str = typer.Option("demo", help="Session to record into."),
 ) -> None:
-    """End-to-end demo: JACK (dummy if none runs), jackgen, a FluidSynth clip on track 1, master recorded to WAV."""
+    """End-to-end demo: JACK (dummy if none runs), jackgen, a procedural job streamed into track 1, master recorded."""
     from jackgen.daemon.demo import run_demo
 
     cfg = _config(config, {"control.session": session})

@@ -1,8 +1,10 @@
 """``jackgen demo``: the whole path end to end on the embedded default, no GPU, no model.
 
 JACK (a dummy-backend jackd is started if no server runs; a running one is left
-alone) -> ``jackgen run`` -> a FluidSynth clip streamed into track 1 -> master
-captured from the JACK ports into ``sessions/<name>/recordings/`` -> a summary.
+alone) -> ``jackgen run`` -> a procedural generation job (composed, rendered by
+FluidSynth) streamed into track 1 while it renders -> master captured from the
+JACK ports into ``sessions/<name>/recordings/`` -> a summary with the take, its
+MIDI stems and the time to first audio.
 """
 
 from __future__ import annotations
@@ -43,8 +45,6 @@ def run_demo(cfg: Config, config_path: str | None, seconds: float) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from jackgen.generators.clip import render_demo_clip
-
     con = Console()
     session_dir = cfg.session_dir()
     logs = session_dir / "logs"
@@ -76,18 +76,32 @@ def run_demo(cfg: Config, config_path: str | None, seconds: float) -> int:
         con.print(f"[green]✓[/] jackgen running: engine pid {st['processes']['engine']}, {rate} Hz, "
                   f"{st['block_size']} frames/block, control on {cfg.control_url}")
 
-        t0 = time.monotonic()
-        clip = render_demo_clip(session_dir / "clips" / "demo-clip.wav", rate, seconds)
-        con.print(f"[green]✓[/] rendered {seconds:.1f} s clip with FluidSynth in {time.monotonic() - t0:.2f} s: {clip}")
-
-        now = httpx.post(cfg.control_url + "/api/sync", timeout=5).json()["frame_time"]
-        start = now + int(0.5 * rate)
-        r = httpx.post(cfg.control_url + "/api/tracks/1/play", json={"file": str(clip), "at": start}, timeout=15)
+        job_req = {"prompt": "chill lofi beat with rhodes", "style": "lofi", "key": "A minor", "bpm": 84,
+                   "duration": seconds + 2.0, "track": 1, "seed": 2026}
+        r = httpx.post(cfg.control_url + "/api/music-generation", json=job_req, timeout=15)
         if r.status_code >= 400:
-            raise RuntimeError(f"play failed: {r.json().get('error', r.text)}")
-        con.print(f"[green]✓[/] track 1 playing from frame {start}; recording master …")
-        rec = record(resolve_ports("master", cfg.jack.client_name), seconds + 0.25,
-                     server=cfg.jack_server, start_at=start)
+            raise RuntimeError(f"generate failed: {r.json().get('error', r.text)}")
+        job_id = r.json()["job_id"]
+        con.print(f"[green]✓[/] job {job_id} queued: procedural lofi in A minor at 84 bpm, streaming into track 1")
+        deadline = time.monotonic() + 30
+        while True:
+            st = httpx.get(cfg.control_url + "/api/status", timeout=5).json()
+            if st["tracks"][0]["state"] == "playing":
+                break
+            job = httpx.get(f"{cfg.control_url}/api/jobs/{job_id}", timeout=5).json()
+            if job["status"] in ("failed", "cancelled"):
+                raise RuntimeError(f"job {job_id} {job['status']}: {job['error']}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("track 1 did not start playing within 30 s")
+            time.sleep(0.02)
+        con.print("[green]✓[/] track 1 is playing the generated audio; recording master …")
+        rec = record(resolve_ports("master", cfg.jack.client_name), seconds, server=cfg.jack_server)
+        job = httpx.get(f"{cfg.control_url}/api/jobs/{job_id}", timeout=5).json()
+        while job["status"] not in ("done", "failed", "cancelled"):
+            time.sleep(0.1)
+            job = httpx.get(f"{cfg.control_url}/api/jobs/{job_id}", timeout=5).json()
+        if job["status"] != "done":
+            raise RuntimeError(f"job {job_id} {job['status']}: {job['error']}")
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = session_dir / "recordings" / f"master-{stamp}.wav"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +116,10 @@ def run_demo(cfg: Config, config_path: str | None, seconds: float) -> int:
         table = Table(title="jackgen demo", show_header=False)
         for k, v in [
             ("recording", str(out)),
+            ("take", f"{job['outputs'][0]['path']} (+ .json with every parameter, seed and timing)"),
+            ("MIDI stems", str(Path(job['outputs'][0]['path']).parent.parent / "midi_stems" / job["takes"][0])),
+            ("time to first audio", f"{job['timings']['ttfa_s'] * 1000:.0f} ms (submission to audio in the ring); "
+                                    f"{job_req['duration']:.0f} s rendered in {job['timings']['done_s']:.2f} s"),
             ("duration", f"{data.shape[0] / rec.sample_rate:.2f} s ({data.shape[0]} frames, {rec.sample_rate} Hz)"),
             ("peak / RMS", f"{peak_db:.1f} dBFS / {rms_db:.1f} dBFS"),
             ("xruns", f"{rec.xruns_during()} during the recording, {st['xruns']} since the engine started "

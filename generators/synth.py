@@ -26,6 +26,7 @@ import numpy as np
 from jackgen.generators.clip import find_soundfont
 
 FLUID_BLOCK = 64  # FluidSynth renders in 64-frame blocks; the CLI's period size
+BIG_STEP = 1024
 
 
 class FluidRenderer:
@@ -61,6 +62,8 @@ class FluidRenderer:
         self._program_change = c("fluid_synth_program_change", ci, ("synth", vp, 1), ("chan", ci, 1),
                                  ("program", ci, 1))
         self._cc = c("fluid_synth_cc", ci, ("synth", vp, 1), ("chan", ci, 1), ("ctrl", ci, 1), ("val", ci, 1))
+        self._cur_tick = c("fluid_player_get_current_tick", ci, ("player", vp, 1))
+        self._total_ticks = c("fluid_player_get_total_ticks", ci, ("player", vp, 1))
         self.gain = float(gain)
         self._write_float = fluidsynth.cfunc(
             "fluid_synth_write_float", ctypes.c_int,
@@ -130,6 +133,7 @@ class FluidRenderer:
                 raise ValueError(f"{path} is not a MIDI file FluidSynth can read")
             fs.fluid_player_play(player)
             tail_frames = int(tail_s * self.sample_rate)
+            tick_step = 0  # MIDI ticks one big step advanced, at most (tempo changes)
             total = 0
             playing = True
             size = max(FLUID_BLOCK, int(first_chunk_frames or chunk_frames))
@@ -143,14 +147,26 @@ class FluidRenderer:
                 buf = np.zeros((want, 2), dtype=np.float32)
                 done = 0
                 while done < want:
-                    n = min(FLUID_BLOCK, want - done)
+                    # Big steps while the file is far from its end (one ctypes call per 1024
+                    # frames, not per 64); FluidSynth's own 64-frame blocks near the end, so
+                    # the render stops on the block where the CLI's stops.
+                    n = FLUID_BLOCK
+                    if playing:
+                        tick = self._cur_tick(player)
+                        if self._total_ticks(player) - tick > 3 * tick_step + 64:
+                            n = BIG_STEP
+                    elif tail_frames > BIG_STEP:
+                        n = BIG_STEP
+                    n = min(n, want - done)
                     self.write(synth, buf, done, n)
                     done += n
-                    if playing and fs.fluid_player_get_status(player) != fs.FLUID_PLAYER_PLAYING:
-                        playing = False
-                        if tail_frames <= 0:
-                            break
-                    elif not playing:
+                    if playing:
+                        tick_step = max(tick_step, self._cur_tick(player) - tick) if n == BIG_STEP else tick_step
+                        if fs.fluid_player_get_status(player) != fs.FLUID_PLAYER_PLAYING:
+                            playing = False
+                            if tail_frames <= 0:
+                                break
+                    else:
                         tail_frames -= n
                         if tail_frames <= 0:
                             break

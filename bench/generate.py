@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Generation benchmark: time to first audio, real-time factor, total time, per backend.
+
+    bench/generate.py --backend procedural|fluidsynth|musicgen [--tiny] [--shape small] [--device auto]
+                      --seconds S --json OUT
+
+In one process, with the backend loaded and warmed by one short job first (a
+worker keeps its backend warm):
+
+- ``ttfa_s``: from the call to the first audio chunk; ``rtf``: seconds of audio
+  per second of wall time; ``total_s``.
+- procedural also reports ``cold_ttfa_s`` (SoundFont load included).
+- fluidsynth renders a procedural MIDI file and times the ``fluidsynth`` CLI on
+  the same file in the same run (``cli_total_s``, ``speedup_vs_cli``).
+- musicgen times the stock ``generate()`` on the same model, prompt, seed and
+  settings (``stock_total_s``) and checks the streamed audio against it
+  (``max_abs_diff_vs_stock``). ``--tiny`` is the tests' model; otherwise a
+  random-weight model with musicgen-small's shape (24 layers, dim 1024, 16 heads,
+  2048 cards, 4 codebooks, 32 kHz EnCodec at 50 Hz), built in code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.engine import machine, write_json  # noqa: E402
+from jackgen.generators.backends import TakeContext, make_backend  # noqa: E402
+from jackgen.generators.job import JobSpec  # noqa: E402
+
+
+def timed(gen) -> tuple[float, float, int]:
+    """(ttfa, total, frames of variation 0) for a backend.generate iterator."""
+    t0 = time.perf_counter()
+    ttfa = None
+    frames = 0
+    for k, chunk in gen:
+        if ttfa is None:
+            ttfa = time.perf_counter() - t0
+        if k == 0:
+            frames += chunk.shape[0]
+    return ttfa or 0.0, time.perf_counter() - t0, frames
+
+
+def bench_fluid(name: str, seconds: float) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="jackgen-bench-"))
+    t0 = time.perf_counter()
+    b = make_backend(name)
+    b.load()
+    cold_load = time.perf_counter() - t0
+    spec = JobSpec.from_dict({"prompt": "lofi", "duration": seconds, "seed": 1, "style": "lofi"})
+    timed(b.generate(spec.with_(duration_s=1.0), TakeContext(48000, tmp / "warm", ["w"])))  # warm-up
+    out: dict = {"backend": name, "device": "cpu", "seconds": seconds, "soundfont_load_s": round(cold_load, 4)}
+    if name == "procedural":
+        ttfa, total, frames = timed(b.generate(spec, TakeContext(48000, tmp, ["t"])))
+        out["cold_ttfa_s"] = round(cold_load + ttfa, 4)
+    else:
+        from jackgen.generators.clip import find_soundfont
+        from jackgen.generators.compose import compose
+
+        midi = compose("lofi", "A minor", 84, 1, seconds).write_stems(tmp / "stems")["full"]
+        spec = spec.with_(midi=str(midi), backend="fluidsynth")
+        ttfa, total, frames = timed(b.generate(spec, TakeContext(48000, tmp, ["t"])))
+        t1 = time.perf_counter()
+        subprocess.run(["fluidsynth", "-ni", "-q", "-F", str(tmp / "cli.wav"), "-r", "48000", find_soundfont(),
+                        str(midi)], check=True, capture_output=True)
+        cli = time.perf_counter() - t1
+        out["cli_total_s"] = round(cli, 4)
+        out["speedup_vs_cli"] = round(cli / total, 2)
+        out["note"] = "CLI time includes its SoundFont load; ours is warm (a worker loads it once)"
+    b.close()
+    out.update(ttfa_s=round(ttfa, 4), total_s=round(total, 4), rtf=round(frames / 48000 / total, 2))
+    return out
+
+
+def bench_musicgen(seconds: float, tiny: bool, shape: str, device: str) -> dict:
+    import torch
+    from audiocraft.models import MusicGen, builders
+    from omegaconf import OmegaConf
+
+    from jackgen.generators.musicgen import MusicGenBackend, checkpoint_configs, prompt_text, resolve_device
+
+    shape = "tiny" if tiny else shape
+    dev = resolve_device(device)
+    lm_cfg, codec_cfg = checkpoint_configs(shape)
+    lm_cfg["device"] = codec_cfg["device"] = dev
+    lm_cfg["dtype"] = "float16" if dev.startswith("cuda") else "float32"
+    torch.manual_seed(0)
+    lm = builders.get_lm_model(OmegaConf.create(lm_cfg)).eval()
+    codec = builders.get_compression_model(OmegaConf.create(codec_cfg)).eval()
+    for p in codec.quantizer.parameters():
+        p.data.normal_()
+    for n, buf in codec.quantizer.named_buffers():
+        if n.endswith("embed"):
+            buf.normal_()
+        elif n.endswith("inited"):
+            buf.fill_(1.0)
+    model = MusicGen(f"random-{shape}", codec, lm, max_duration=30.0)
+    b = MusicGenBackend(model=f"random-{shape}", device=dev, loaded=model)
+    b.load()
+    spec = JobSpec.from_dict({"prompt": "80s synthwave with punchy drums", "duration": seconds, "seed": 7,
+                              "backend": "musicgen", "bpm": 110})
+    list(b.stream(spec.with_(duration_s=0.5)))  # warm-up (kernels, caches)
+    if dev.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    ttfa = None
+    parts = []
+    for a in b.stream(spec):
+        if ttfa is None:
+            ttfa = time.perf_counter() - t0
+        parts.append(a)
+    total = time.perf_counter() - t0
+    streamed = np.concatenate(parts, axis=-1)
+    m = b.model
+    m.set_generation_params(use_sampling=True, top_k=spec.top_k, top_p=spec.top_p, temperature=spec.temperature,
+                            duration=spec.duration_s, cfg_coef=spec.cfg_coef, extend_stride=18.0)
+    torch.manual_seed(spec.seed)
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        ref = m.generate([prompt_text(spec)]).float().cpu().numpy()
+    if dev.startswith("cuda"):
+        torch.cuda.synchronize()
+    stock = time.perf_counter() - t1
+    n = min(ref.shape[-1], streamed.shape[-1])
+    return {
+        "backend": "musicgen", "device": dev if not dev.startswith("cuda") else torch.cuda.get_device_name(0),
+        "dtype": b.dtype, "model_shape": shape, "seconds": seconds, "ttfa_s": round(ttfa or 0.0, 4),
+        "rtf": round(streamed.shape[-1] / m.sample_rate / total, 3), "total_s": round(total, 3),
+        "stock_total_s": round(stock, 3), "streaming_vs_stock_throughput": round(stock / total, 3),
+        "max_abs_diff_vs_stock": float(np.abs(streamed[..., :n] - ref[..., :n]).max()),
+        "chunk_s": b.chunk_s, "first_chunk_s": b.first_chunk_s,
+        "params_m": round(sum(p.numel() for p in lm.parameters()) / 1e6, 1),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backend", choices=("procedural", "fluidsynth", "musicgen"), required=True)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--tiny", action="store_true", help="musicgen: the tests' tiny model")
+    ap.add_argument("--shape", default="small", choices=("small",), help="musicgen: random model of this shape")
+    ap.add_argument("--device", default="auto", help="musicgen: auto | cpu | cuda")
+    ap.add_argument("--json", required=True)
+    a = ap.parse_args()
+    if a.backend == "musicgen":
+        res = bench_musicgen(a.seconds, a.tiny, a.shape, a.device)
+    else:
+        res = bench_fluid(a.backend, a.seconds)
+    res["machine"] = machine()
+    write_json(a.json, res)
+    for k, v in res.items():
+        if k != "machine":
+            print(f"{k:>32}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
