@@ -299,6 +299,9 @@ def status(config: Optional[str] = ConfigOpt, as_json: bool = typer.Option(False
                       Path(t["source"] or t["armed"] or "").name)
     con.print(table)
     con.print("processes: " + ", ".join(f"{k} {v}" for k, v in st["processes"].items()))
+    for j in st.get("jobs", []):
+        con.print(f"job {j['job_id']} {j['status']} {j['backend']} {j['progress'] * 100:.0f} %"
+                  + (f" -> track {j['track']}" if j["track"] else ""))
 
 
 def _abs(path: str) -> str:

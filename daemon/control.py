@@ -1007,6 +1007,13 @@ class Control:
                                                   "subscribers": len(self.osc.subscribers)},
         }
 
+    def _gpu_info(self) -> dict | None:
+        """What the MusicGen worker runs on, once it has loaded (control itself never imports torch)."""
+        w = self.jobs.workers.get("musicgen") if self.jobs else None
+        if w is None or not w.info:
+            return None
+        return {"device": w.info.get("device"), "dtype": w.info.get("dtype"), "model": w.info.get("model")}
+
     def health(self) -> dict:
         disk = shutil.disk_usage(self.session_dir if self.session_dir.exists() else Path.cwd())
         jack_ok = self.engine_alive()
@@ -1015,7 +1022,7 @@ class Control:
             "jack": jack_ok,
             "redis": None,
             "database": None,
-            "gpu": None,
+            "gpu": self._gpu_info(),
             "disk": {"free_bytes": disk.free, "ok": disk.free > 1 << 30},
             "queue_length": self.jobs.queue_length() if self.jobs else 0,
             "workers": {"feeder": self.feeder.pid is not None if self.feeder else False,

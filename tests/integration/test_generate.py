@@ -188,3 +188,26 @@ def test_musicgen_job_streams_into_a_track(jackgen, tmp_path):
     st = jg.status()
     assert st["tracks"][1]["started_frame"] is not None  # the engine played it
     assert st["processes"]["worker musicgen"]
+
+
+def test_notify_subscribers_hear_job_progress(jackgen):
+    from pythonosc.osc_message import OscMessage
+
+    jg = jackgen()
+    s = osc_udp(jg.osc_port, "/jackgen/notify", 1)
+    assert read_osc(s) == ("/jackgen/done", ["/jackgen/notify"])
+    b = OscMessageBuilder("/jackgen/generate")
+    for a in ("rock", 3.0, "seed", 1):
+        b.add_arg(a)
+    s.sendto(b.build().dgram, ("127.0.0.1", jg.osc_port))
+    states = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        m = OscMessage(s.recv(65536))
+        if m.address == "/jackgen/job" and len(m.params) == 3:
+            states.append((m.params[1], m.params[2]))
+        if m.address == "/jackgen/done" and m.params[0] == "/jackgen/generate":
+            break
+    kinds = [st for st, _ in states]
+    assert kinds[0] == "queued" and kinds[-1] == "done" and "running" in kinds, states
+    assert states[-1][1] == 1.0

@@ -41,3 +41,16 @@ def test_no_bare_imports_of_repo_folders_and_dependencies_point_one_way():
                     if sub not in ALLOWED[pkg] and target not in ALLOWED[pkg]:
                         problems.append(f"{f.relative_to(REPO)} ({pkg}) imports {mod}")
     assert not problems, "\n".join(problems)
+
+
+def test_engine_control_and_fluid_workers_never_load_torch():
+    """torch/audiocraft stay in the musicgen worker: importing them costs seconds and GBs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, jackgen.daemon.engine, jackgen.daemon.control, jackgen.daemon.jobs, jackgen.daemon.http, "
+            "jackgen.daemon.osc, jackgen.generators.worker, jackgen.generators.backends, jackgen.generators.synth; "
+            "from jackgen.generators.backends import make_backend; make_backend('procedural'); "
+            "print(sorted(m for m in ('torch', 'audiocraft', 'torchaudio', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
