@@ -251,6 +251,7 @@ def render(
     soundfont: Optional[str] = typer.Option(None, help="SoundFont (.sf2); default: Debian's FluidR3_GM."),
     rate: int = typer.Option(48000, help="Sample rate in Hz."),
     tail: float = typer.Option(0.0, help="Seconds of release/reverb tail after the last event (the CLI has none)."),
+    config: Optional[str] = ConfigOpt,
 ) -> None:
     """Render MIDI to audio with FluidSynth, offline, sounding as the `fluidsynth` CLI does."""
     from rich.progress import Progress
@@ -259,6 +260,7 @@ def render(
 
     if not Path(midi).is_file():
         _fail(f"MIDI file {midi} does not exist")
+    soundfont = soundfont or _config(config).generators.soundfont or None
     if not 8000 <= rate <= 192000:
         _fail(f"rate must be from 8000 to 192000 Hz, got {rate}")
     if not 0 <= tail <= 60:

@@ -180,6 +180,7 @@ class JobBoard:
             spec = JobSpec.from_dict(request, default_backend=gc.default_backend, max_duration_s=gc.max_duration_s)
         except JobError as e:
             raise JackgenError(str(e)) from None
+        spec = self._check_files(spec)
         if spec.seed is None:
             spec = spec.with_(seed=random.randrange(0, 2**31 - spec.variations))
         if spec.backend not in gc.allowed_backends():
@@ -201,6 +202,32 @@ class JobBoard:
         log.info("job %s queued: %s %.1f s %r seed %s%s", jid, spec.backend, spec.duration_s, spec.prompt[:60],
                  spec.seed, "" if spec.track is None else f" -> track {spec.track + 1}")
         return job
+
+    SOUNDFONT_DIRS = ("/usr/share/sounds", "/usr/share/soundfonts")
+
+    def _check_files(self, spec: JobSpec) -> JobSpec:
+        """Files a job names must exist inside the session folder, control.media_dirs (or, for
+        SoundFonts, the system's SoundFont folders); relative paths are in the session folder."""
+        from pathlib import Path
+
+        c = self.control
+        changes = {}
+        for name, what in (("midi", "MIDI file"), ("soundfont", "SoundFont"), ("melody", "melody file")):
+            raw = getattr(spec, name)
+            if raw is None:
+                continue
+            if "\0" in raw or len(raw) > 4096:
+                raise JackgenError(f"{name} is not a valid path")
+            p = Path(c.session_path(raw)).resolve()
+            roots = c.allowed_roots() + ([Path(d) for d in self.SOUNDFONT_DIRS] if name == "soundfont" else [])
+            if not any(p.is_relative_to(r) for r in roots):
+                raise JackgenError(f"{what} {raw} is outside the folders jackgen reads from "
+                                   f"({', '.join(map(str, roots))}): copy it into {c.session_dir} or add its "
+                                   f"folder to control.media_dirs", status=403)
+            if not p.is_file():
+                raise JackgenError(f"{what} {raw} does not exist")
+            changes[name] = str(p)
+        return spec.with_(**changes) if changes else spec
 
     def get(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)

@@ -94,9 +94,15 @@ def test_variations_bad_requests_and_events(jackgen):
         ({"prompt": "x", "variations": 0}, "variations"),
         ({"prompt": "x", "bogus": 1}, "unknown job field"),
         ({"prompt": 5}, "prompt"),
+        ({"prompt": "x", "backend": "fluidsynth", "midi": "nothere.mid"}, "does not exist"),
     ):
         e = jg.api("POST", "/api/music-generation", body, expect=400)
         assert words in e["error"], (body, e)
+    e = jg.api("POST", "/api/music-generation", {"prompt": "x", "backend": "fluidsynth", "midi": "/etc/passwd"},
+               expect=403)
+    assert "outside the folders" in e["error"]
+    e = jg.api("POST", "/api/music-generation", {"prompt": "x", "midi": "../../../etc/passwd"}, expect=403)
+    assert "outside the folders" in e["error"]
     r = httpx.post(f"{jg.url}/api/music-generation", content=b"{not json", timeout=5)
     assert r.status_code == 400 and "JSON" in r.json()["error"]
     assert "no job" in jg.api("GET", "/api/jobs/nope", expect=404)["error"]
@@ -211,3 +217,22 @@ def test_notify_subscribers_hear_job_progress(jackgen):
     kinds = [st for st, _ in states]
     assert kinds[0] == "queued" and kinds[-1] == "done" and "running" in kinds, states
     assert states[-1][1] == 1.0
+
+
+def test_fluidsynth_job_renders_a_midi_file_like_jackgen_render(jackgen, tmp_path):
+    from jackgen.generators.compose import compose
+
+    midi = compose("house", "G major", 126, 4, 3.0).write_stems(tmp_path / "song")["full"]
+    jg = jackgen()
+    r = jg.api("POST", "/api/music-generation", {"prompt": "", "backend": "fluidsynth", "midi": str(midi),
+                                                 "output_format": "flac"}, expect=202)
+    job = job_done(jg, r["job_id"])
+    assert job["status"] == "done", job
+    take, rate = sf.read(job["outputs"][0]["path"], dtype="float32")
+    assert job["outputs"][0]["path"].endswith(".flac") and rate == 48000
+    ref_path = tmp_path / "ref.wav"
+    p = jg.cli("render", str(midi), str(ref_path), "--tail", "1.0")
+    assert p.returncode == 0, p.stderr
+    ref, _ = sf.read(str(ref_path), dtype="float32")
+    assert take.shape == ref.shape
+    assert np.abs(take - ref).max() < 2e-6 * 8  # 24-bit FLAC of the same samples
