@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import os
 import shutil
 import signal
@@ -36,6 +35,7 @@ from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check
 from jackgen.daemon.jobs import JobBoard
 from jackgen.daemon.midimap import ACTIONS, MidiMap, MidiMapError, decode
 from jackgen.generators.job import TAKE_RE
+from jackgen.generators.link import atomic_write_json
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB, cc_to_gain_db, cc_to_pan
 
 log = logging.getLogger("jackgen.control")
@@ -79,16 +79,6 @@ class Stream:
     def end(self) -> None:
         self.done = True
         self.finished.set()
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class ChildProcess:

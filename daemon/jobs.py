@@ -23,9 +23,8 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from jackgen.bridge import schema as S
 from jackgen.daemon.errors import JackgenError, Unavailable
 from jackgen.generators.job import BACKENDS, PRIORITIES, JobError, JobSpec, new_job_id
 

@@ -16,16 +16,14 @@ ring is full.
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 import threading
 
-import numpy as np
 import soundfile as sf
 
 from jackgen.bridge.instance import InstanceRings
 from jackgen.dsp.convert import StreamResampler, to_stereo
+from jackgen.generators.link import serve_stdin, stdout_emitter
 
 log = logging.getLogger("jackgen.feeder")
 
@@ -121,28 +119,10 @@ def run_feeder(instance: str) -> int:
 
     set_title("jackgen: feeder")
     rings = InstanceRings.attach(instance, timeout_s=10.0)
-    out_lock = threading.Lock()
-
-    def emit(msg: dict) -> None:
-        line = json.dumps(msg)
-        with out_lock:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-
+    emit = stdout_emitter()
     feeder = Feeder(rings, emit)
     emit({"event": "ready"})
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            req = json.loads(line)
-            if not isinstance(req, dict):
-                raise ValueError("request must be a JSON object")
-            if not feeder.handle(req):
-                break
-        except (ValueError, KeyError, TypeError) as e:
-            emit({"event": "error", "message": f"bad request: {e}"})
+    serve_stdin(feeder.handle, emit)
     for t in range(len(rings.tracks)):
         feeder.cancel(t)
     return 0

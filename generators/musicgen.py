@@ -261,20 +261,18 @@ def checkpoint_configs(shape: str = "tiny", segment_s: float = 30.0) -> tuple[di
     return lm, codec
 
 
-def random_checkpoint(folder: str | os.PathLike[str], shape: str = "tiny", seed: int = 0,
-                      segment_s: float = 30.0) -> Path:
-    """Build a random-weight MusicGen in code and save it as audiocraft exports real ones:
-    ``state_dict.bin`` and ``compression_state_dict.bin`` with ``xp.cfg`` (YAML) and ``best_state``."""
+def random_model(shape: str = "tiny", seed: int = 0, device: str = "cpu", segment_s: float = 30.0):
+    """(lm, codec, lm cfg, codec cfg): a random-weight MusicGen of ``shape``, built in code."""
     import torch
     from audiocraft.models import builders
     from omegaconf import OmegaConf
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     lm_cfg, codec_cfg = checkpoint_configs(shape, segment_s)
+    lm_cfg["device"] = codec_cfg["device"] = device
+    lm_cfg["dtype"] = "float16" if device.startswith("cuda") else "float32"
     torch.manual_seed(seed)
-    lm = builders.get_lm_model(OmegaConf.create(lm_cfg))
-    codec = builders.get_compression_model(OmegaConf.create(codec_cfg))
+    lm = builders.get_lm_model(OmegaConf.create(lm_cfg)).eval()
+    codec = builders.get_compression_model(OmegaConf.create(codec_cfg)).eval()
     for p in codec.quantizer.parameters():  # random codebooks (no k-means on data)
         p.data.normal_()
     for name, buf in codec.quantizer.named_buffers():
@@ -282,8 +280,20 @@ def random_checkpoint(folder: str | os.PathLike[str], shape: str = "tiny", seed:
             buf.normal_()
         elif name.endswith("inited"):
             buf.fill_(1.0)
-    torch.save({"xp.cfg": OmegaConf.to_yaml(OmegaConf.create(lm_cfg)), "best_state": lm.state_dict(),
-                "exported": True, "version": "jackgen-random"}, folder / "state_dict.bin")
-    torch.save({"xp.cfg": OmegaConf.to_yaml(OmegaConf.create(codec_cfg)), "best_state": codec.state_dict(),
-                "exported": True, "version": "jackgen-random"}, folder / "compression_state_dict.bin")
+    return lm, codec, lm_cfg, codec_cfg
+
+
+def random_checkpoint(folder: str | os.PathLike[str], shape: str = "tiny", seed: int = 0,
+                      segment_s: float = 30.0) -> Path:
+    """A random-weight MusicGen saved as audiocraft exports real ones: ``state_dict.bin`` and
+    ``compression_state_dict.bin``, each with ``xp.cfg`` (YAML) and ``best_state``."""
+    import torch
+    from omegaconf import OmegaConf
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lm, codec, lm_cfg, codec_cfg = random_model(shape, seed, "cpu", segment_s)
+    for obj, cfg, name in ((lm, lm_cfg, "state_dict.bin"), (codec, codec_cfg, "compression_state_dict.bin")):
+        torch.save({"xp.cfg": OmegaConf.to_yaml(OmegaConf.create(cfg)), "best_state": obj.state_dict(),
+                    "exported": True, "version": "jackgen-random"}, folder / name)
     return folder

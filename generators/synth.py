@@ -116,7 +116,6 @@ class FluidRenderer:
         release and reverb; or after ``max_frames``; or when ``should_stop()``.
         The first chunk can be smaller (``first_chunk_frames``) for a quick start.
         """
-        fs = self._fs
         path = str(midi_path)
         if not Path(path).is_file():
             raise FileNotFoundError(f"MIDI file {path} does not exist")

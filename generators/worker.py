@@ -26,12 +26,10 @@ Control talks to it in JSON lines (the interface the Redis queue takes over):
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 import queue
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -42,21 +40,12 @@ import soundfile as sf
 
 from jackgen.generators.backends import Backend, TakeContext, make_backend
 from jackgen.generators.job import JobError, JobSpec
+from jackgen.generators.link import atomic_write_json, serve_stdin, stdout_emitter
 
 log = logging.getLogger("jackgen.worker")
 
 EXIT_UNAVAILABLE = 4  # the backend cannot run here (e.g. MusicGen not installed): do not restart
 PROGRESS_EVERY_S = 0.1
-
-
-def atomic_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class StreamPump:
@@ -315,7 +304,7 @@ class Worker:
             if "stems" in ctx.info and k < len(ctx.info["stems"]):
                 meta["stems"] = ctx.info["stems"][k]
             json_path = audio_dir / f"{take}.json"
-            atomic_json(json_path, meta)
+            atomic_write_json(json_path, meta)
             out.append({"take": take, "path": str(w.path), "json": str(json_path), "seconds": round(seconds, 4)})
         progress(1.0)
         self.emit({"event": "done", "id": jid, "takes": out, "timings": timings,
@@ -326,14 +315,7 @@ def run_worker(backend_name: str, instance: str | None, options: dict | None = N
     from jackgen.daemon.proctitle import set_title
 
     set_title(f"jackgen: worker {backend_name}")
-    out_lock = threading.Lock()
-
-    def emit(msg: dict) -> None:
-        line = json.dumps(msg, default=str)  # an odd value in metadata must not kill the worker
-        with out_lock:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-
+    emit = stdout_emitter()
     try:
         backend = make_backend(backend_name, **(options or {}))
         backend.load()
@@ -348,18 +330,7 @@ def run_worker(backend_name: str, instance: str | None, options: dict | None = N
         rings = InstanceRings.attach(instance, timeout_s=10.0)
     worker = Worker(backend, rings, emit)
     emit({"event": "ready", "backend": backend_name, "pid": os.getpid(), "info": backend.describe()})
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            req = json.loads(line)
-            if not isinstance(req, dict):
-                raise ValueError("request must be a JSON object")
-            if not worker.handle(req):
-                break
-        except (ValueError, KeyError, TypeError) as e:
-            emit({"event": "error", "message": f"bad request: {e}"})
+    serve_stdin(worker.handle, emit)
     worker.shutdown()
     backend.close()
     return 0
