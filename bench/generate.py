@@ -14,7 +14,8 @@ worker keeps its backend warm):
   the same file in the same run (``cli_total_s``, ``speedup_vs_cli``).
 - musicgen times the stock ``generate()`` on the same model, prompt, seed and
   settings (``stock_total_s``) and checks the streamed audio against it
-  (``max_abs_diff_vs_stock``). ``--tiny`` is the tests' model; otherwise a
+  (``max_abs_diff_vs_stock``); ``--repeats N`` alternates N such pairs and reports
+  medians. ``--tiny`` is the tests' model; otherwise a
   random-weight model with musicgen-small's shape (24 layers, dim 1024, 16 heads,
   2048 cards, 4 codebooks, 32 kHz EnCodec at 50 Hz), built in code.
 """
@@ -84,7 +85,7 @@ def bench_fluid(name: str, seconds: float) -> dict:
     return out
 
 
-def bench_musicgen(seconds: float, tiny: bool, shape: str, device: str) -> dict:
+def bench_musicgen(seconds: float, tiny: bool, shape: str, device: str, repeats: int = 1) -> dict:
     import torch
     from audiocraft.models import MusicGen
 
@@ -99,35 +100,56 @@ def bench_musicgen(seconds: float, tiny: bool, shape: str, device: str) -> dict:
     spec = JobSpec.from_dict({"prompt": "80s synthwave with punchy drums", "duration": seconds, "seed": 7,
                               "backend": "musicgen", "bpm": 110})
     list(b.stream(spec.with_(duration_s=0.5)))  # warm-up (kernels, caches)
-    if dev.startswith("cuda"):
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    ttfa = None
-    parts = []
-    for a in b.stream(spec):
-        if ttfa is None:
-            ttfa = time.perf_counter() - t0
-        parts.append(a)
-    total = time.perf_counter() - t0
-    streamed = np.concatenate(parts, axis=-1)
     m = b.model
-    m.set_generation_params(use_sampling=True, top_k=spec.top_k, top_p=spec.top_p, temperature=spec.temperature,
-                            duration=spec.duration_s, cfg_coef=spec.cfg_coef, extend_stride=18.0)
-    torch.manual_seed(spec.seed)
-    t1 = time.perf_counter()
-    with torch.no_grad():
-        ref = m.generate([prompt_text(spec)]).float().cpu().numpy()
-    if dev.startswith("cuda"):
-        torch.cuda.synchronize()
-    stock = time.perf_counter() - t1
+
+    def sync() -> None:
+        if dev.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def run_stream():
+        sync()
+        t0 = time.perf_counter()
+        ttfa = None
+        parts = []
+        for a in b.stream(spec):
+            if ttfa is None:
+                sync()
+                ttfa = time.perf_counter() - t0
+            parts.append(a)
+        sync()
+        return ttfa or 0.0, time.perf_counter() - t0, np.concatenate(parts, axis=-1)
+
+    def run_stock():
+        m.set_generation_params(use_sampling=True, top_k=spec.top_k, top_p=spec.top_p, temperature=spec.temperature,
+                                duration=spec.duration_s, cfg_coef=spec.cfg_coef, extend_stride=18.0)
+        torch.manual_seed(spec.seed)
+        sync()
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            ref = m.generate([prompt_text(spec)]).float().cpu().numpy()
+        sync()
+        return time.perf_counter() - t1, ref
+
+    # alternate the two, so drift in the machine's speed hits both alike
+    runs = []
+    for r in range(repeats):
+        if r % 2 == 0:
+            ttfa, total, streamed = run_stream()
+            stock, ref = run_stock()
+        else:
+            stock, ref = run_stock()
+            ttfa, total, streamed = run_stream()
+        runs.append({"ttfa_s": round(ttfa, 4), "total_s": round(total, 3), "stock_total_s": round(stock, 3)})
+    med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
     n = min(ref.shape[-1], streamed.shape[-1])
     return {
         "backend": "musicgen", "device": dev if not dev.startswith("cuda") else torch.cuda.get_device_name(0),
-        "dtype": b.dtype, "model_shape": shape, "seconds": seconds, "ttfa_s": round(ttfa or 0.0, 4),
-        "rtf": round(streamed.shape[-1] / m.sample_rate / total, 3), "total_s": round(total, 3),
-        "stock_total_s": round(stock, 3), "streaming_vs_stock_throughput": round(stock / total, 3),
+        "dtype": b.dtype, "model_shape": shape, "seconds": seconds, "ttfa_s": round(med["ttfa_s"], 4),
+        "rtf": round(streamed.shape[-1] / m.sample_rate / med["total_s"], 3), "total_s": round(med["total_s"], 3),
+        "stock_total_s": round(med["stock_total_s"], 3),
+        "streaming_vs_stock_throughput": round(float(np.median([r["stock_total_s"] / r["total_s"] for r in runs])), 3),
         "max_abs_diff_vs_stock": float(np.abs(streamed[..., :n] - ref[..., :n]).max()),
-        "chunk_s": b.chunk_s, "first_chunk_s": b.first_chunk_s,
+        "runs": runs, "chunk_s": b.chunk_s, "first_chunk_s": b.first_chunk_s,
         "params_m": round(sum(p.numel() for p in lm.parameters()) / 1e6, 1),
     }
 
@@ -139,10 +161,11 @@ def main() -> int:
     ap.add_argument("--tiny", action="store_true", help="musicgen: the tests' tiny model")
     ap.add_argument("--shape", default="small", choices=("small",), help="musicgen: random model of this shape")
     ap.add_argument("--device", default="auto", help="musicgen: auto | cpu | cuda")
+    ap.add_argument("--repeats", type=int, default=1, help="musicgen: streamed/stock pairs, alternating; medians")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     if a.backend == "musicgen":
-        res = bench_musicgen(a.seconds, a.tiny, a.shape, a.device)
+        res = bench_musicgen(a.seconds, a.tiny, a.shape, a.device, max(1, a.repeats))
     else:
         res = bench_fluid(a.backend, a.seconds)
     res["machine"] = machine()

@@ -186,7 +186,7 @@ class JobBoard:
             raise JackgenError(f"the {spec.backend} backend is turned off here (generators.workers / "
                                f"generators.musicgen_enabled in the config)")
         w = self.workers.get(spec.backend)
-        if w is not None and w.fatal and w.child and w.child.disabled:
+        if w is not None and w.fatal:  # it said it cannot load: it is not restarted either
             raise Unavailable(f"the {spec.backend} backend cannot run here: {w.fatal}")
         jid = new_job_id()
         takes = [jid] if spec.variations == 1 else [f"{jid}-{k + 1}" for k in range(spec.variations)]

@@ -188,6 +188,11 @@ class MusicGenBackend(Backend):
             melody, rate_in = sf.read(str(ctx.allowed(spec.melody, "melody file")), dtype="float32", always_2d=True)
         ctx.info.update({"prompt_text": prompt_text(spec), "top_k": spec.top_k, "top_p": spec.top_p,
                          "temperature": spec.temperature, "cfg_coef": spec.cfg_coef})
+        if spec.variations > 1:
+            # One batch from one random generator: take k is reproduced by the same seed and
+            # batch size, not by seed+k alone, so each take records the batch's seed.
+            ctx.info["seeds"] = [int(spec.seed or 0)] * spec.variations
+            ctx.info["batch_size"] = spec.variations
         resamplers = [StreamResampler(int(m.sample_rate), ctx.rate) for _ in range(spec.variations)]
         total = spec.duration_s * m.sample_rate
         done = 0

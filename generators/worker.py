@@ -294,12 +294,13 @@ class Worker:
             seconds = w.frames / rate
             meta = {
                 "take": take, "job": jid, "variation": k + 1, "variations": len(takes),
-                "prompt": spec.prompt, "backend": spec.backend, "seed": (spec.seed or 0) + k,
+                "prompt": spec.prompt, "backend": spec.backend,
+                "seed": ctx.info["seeds"][k] if "seeds" in ctx.info else (spec.seed or 0) + k,
                 "params": spec.to_dict(), "sample_rate": rate, "channels": 2, "frames": w.frames,
                 "seconds": round(seconds, 4), "peak_dbfs": round(20 * np.log10(max(w.peak, 1e-9)), 2),
                 "file": w.path.name, "timings": {**timings, "realtime_factor": round(seconds / done_s, 2) if done_s else None},
                 "host": socket.gethostname(), "worker_pid": os.getpid(), **self.backend.describe(),
-                **{k2: v for k2, v in ctx.info.items() if k2 != "stems"},
+                **{k2: v for k2, v in ctx.info.items() if k2 not in ("stems", "seeds")},
             }
             if "stems" in ctx.info and k < len(ctx.info["stems"]):
                 meta["stems"] = ctx.info["stems"][k]

@@ -26,6 +26,17 @@ def job_done(jg, job_id: str, timeout_s: float = 60.0) -> dict:
                     and j, timeout_s, 0.1, f"job {job_id} to end")
 
 
+def events_of(jg, jid: str) -> list[dict]:
+    out = []
+    with httpx.stream("GET", f"{jg.url}/api/jobs/{jid}/events", timeout=30) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                out.append(json.loads(line[5:]))
+                if out[-1]["event"] in ("done", "failed", "cancelled"):
+                    break
+    return out
+
+
 def test_generated_audio_streams_into_the_track_while_the_job_runs(jackgen, jack_server):
     jg = jackgen()
     r = jg.api("POST", "/api/music-generation", {"prompt": "chill lofi beat", "duration": 40, "track": 3,
@@ -69,14 +80,7 @@ def test_variations_bad_requests_and_events(jackgen):
     jg = jackgen()
     r = jg.api("POST", "/api/music-generation", {"prompt": "house", "duration": 3, "seed": 100, "variations": 3,
                                                  "style": "house"}, expect=202)
-    # server-sent events follow the job to its end
-    events = []
-    with httpx.stream("GET", f"{jg.url}/api/jobs/{r['job_id']}/events", timeout=30) as resp:
-        for line in resp.iter_lines():
-            if line.startswith("data:"):
-                events.append(json.loads(line[5:]))
-                if events[-1]["event"] in ("done", "failed", "cancelled"):
-                    break
+    events = events_of(jg, r["job_id"])  # server-sent events follow the job to its end
     kinds = [e["event"] for e in events]
     assert kinds[0] == "queued" and kinds[-1] == "done" and "started" in kinds, kinds
     job = jg.api("GET", f"/api/jobs/{r['job_id']}")
@@ -236,3 +240,44 @@ def test_fluidsynth_job_renders_a_midi_file_like_jackgen_render(jackgen, tmp_pat
     ref, _ = sf.read(str(ref_path), dtype="float32")
     assert take.shape == ref.shape
     assert np.abs(take - ref).max() < 2e-6 * 8  # 24-bit FLAC of the same samples
+
+
+def test_cancel_a_running_job_and_priorities(jackgen):
+    jg = jackgen()
+    # a long job streaming into a track, cancelled while it renders
+    r = jg.api("POST", "/api/music-generation", {"prompt": "house", "duration": 600, "track": 4, "seed": 1},
+               expect=202)
+    wait_for(lambda: jg.status()["tracks"][3]["state"] == "playing", 20, 0.02, "track 4 to play")
+    job = jg.api("DELETE", f"/api/jobs/{r['job_id']}")
+    assert job["status"] == "cancelled", job
+    wait_for(lambda: jg.status()["tracks"][3]["state"] in ("aborted", "idle", "ended"), 10, 0.05, "track 4 to stop")
+    assert not list((jg.sessions / "test" / "audio_gen").glob("*"))  # no take, not even a .part
+    # one worker, one job at a time: a high-priority job overtakes the queued low ones
+    ids = [jg.api("POST", "/api/music-generation", {"prompt": "x", "duration": 120, "priority": "low", "seed": k},
+                  expect=202)["job_id"] for k in range(3)]
+    high = jg.api("POST", "/api/music-generation", {"prompt": "x", "duration": 1, "priority": "high"},
+                  expect=202)["job_id"]
+    for jid in ids + [high]:
+        job_done(jg, jid)
+
+    def started(jid):
+        return next(e["t"] for e in events_of(jg, jid) if e["event"] == "started")
+
+    order = sorted(ids + [high], key=started)
+    assert order[:2] == [ids[0], high], order  # ids[0] was already running
+    assert order[2:] == ids[1:]
+
+
+
+def test_a_musicgen_worker_that_cannot_load_fails_jobs_with_the_reason(jackgen, tmp_path):
+    (tmp_path / "no-weights").mkdir()
+    jg = jackgen(extra_toml=f'[generators]\nmusicgen_model = "{tmp_path / "no-weights"}"\nmusicgen_device = "cpu"\n')
+    r = jg.api("POST", "/api/music-generation", {"prompt": "x", "duration": 1, "backend": "musicgen"}, expect=202)
+    job = job_done(jg, r["job_id"], timeout_s=120)
+    assert job["status"] == "failed" and "has no state_dict.bin" in job["error"], job
+    e = jg.api("POST", "/api/music-generation", {"prompt": "x", "duration": 1, "backend": "musicgen"}, expect=503)
+    assert "cannot run here" in e["error"]
+    # the other backends are unaffected
+    r = jg.api("POST", "/api/music-generation", {"prompt": "x", "duration": 1}, expect=202)
+    assert job_done(jg, r["job_id"])["status"] == "done"
+    assert jg.api("GET", "/health")["workers"]["musicgen"]["error"]

@@ -114,3 +114,25 @@ def test_streaming_decoder_matches_transformers_encodec():
     got = torch.cat([p for p in parts if p is not None], dim=-1)
     assert got.shape == ref.shape
     assert torch.allclose(got, ref, atol=1e-5)
+
+
+def test_weights_that_are_not_there_say_so(tmp_path, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="has no state_dict.bin"):
+        MusicGenBackend(model=str(tmp_path / "empty"), device="cpu").load()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("AUDIOCRAFT_CACHE_DIR", str(tmp_path / "hf"))
+    with pytest.raises(RuntimeError, match="not in the Hugging Face cache"):
+        MusicGenBackend(model="small", device="cpu").load()
+
+
+def test_batched_variations_record_the_batch_seed(backend, tmp_path):
+    spec = JobSpec.from_dict({"prompt": "x", "duration": 0.5, "seed": 77, "variations": 2, "backend": "musicgen"})
+    ctx = TakeContext(48000, tmp_path, ["a", "b"])
+    takes = {0: [], 1: []}
+    for k, c in backend.generate(spec, ctx):
+        takes[k].append(c)
+    a, b = (np.concatenate(takes[k]) for k in (0, 1))
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    assert ctx.info["seeds"] == [77, 77] and ctx.info["batch_size"] == 2
