@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from jackgen.daemon.errors import JackgenError, Unavailable
 from jackgen.generators.job import BACKENDS, PRIORITIES, JobError, JobSpec, new_job_id
+from jackgen.generators.link import EXIT_UNAVAILABLE
 
 if TYPE_CHECKING:
     from jackgen.daemon.control import ChildProcess, Control
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("jackgen.jobs")
 
 FINAL = ("done", "failed", "cancelled")
-EXIT_UNAVAILABLE = 4  # generators.worker.EXIT_UNAVAILABLE (kept here so control never imports backends)
 
 
 @dataclass

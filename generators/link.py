@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+EXIT_UNAVAILABLE = 4  # a worker's exit code for "this backend cannot run here": control does not restart it
+
 
 def stdout_emitter() -> Callable[[dict], None]:
     """A thread-safe ``emit(event)`` that writes one JSON line to stdout and flushes it."""

@@ -40,11 +40,10 @@ import soundfile as sf
 
 from jackgen.generators.backends import Backend, TakeContext, make_backend
 from jackgen.generators.job import JobError, JobSpec
-from jackgen.generators.link import atomic_write_json, serve_stdin, stdout_emitter
+from jackgen.generators.link import EXIT_UNAVAILABLE, atomic_write_json, serve_stdin, stdout_emitter
 
 log = logging.getLogger("jackgen.worker")
 
-EXIT_UNAVAILABLE = 4  # the backend cannot run here (e.g. MusicGen not installed): do not restart
 PROGRESS_EVERY_S = 0.1
 
 
