@@ -276,6 +276,61 @@ def render(
                f"({info['realtime_factor']:.0f}x real time) with {info['soundfont']}")
 
 
+def _plugin_cache() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "jackgen" / "plugins.json"
+
+
+@app.command()
+def plugins(
+    action: str = typer.Argument("list", help="scan (look again, in a child process per plugin) | list"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """VST3 plugins found (with their parameters) and the built-ins."""
+    from jackgen.dsp.plugins import scan
+    from jackgen.generators.link import atomic_write_json
+
+    if action not in ("scan", "list"):
+        _fail(f"plugins takes scan or list, got {action!r}")
+    cfg = _config(config)
+    cache = _plugin_cache()
+    if action == "list" and cache.is_file():
+        data = json.loads(cache.read_text())
+    else:
+        def progress(i: int, n: int, name: str) -> None:
+            if not as_json:
+                typer.echo(f"scanning {i + 1}/{n}: {name}", err=True)
+
+        data = scan(cfg.plugins.vst3_dirs, cfg.plugins.scan_timeout_s, progress)
+        atomic_write_json(cache, data)
+    if as_json:
+        _print(data)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(p: dict) -> str:
+        if p.get("choices"):
+            return f"{p['name']} ({'|'.join(p['choices'])})"
+        rng = "" if p["min"] is None else f" {p['min']:g}…{p['max']:g}"
+        return f"{p['name']}{rng}{(' ' + p['unit']) if p['unit'] else ''}"
+
+    table = Table("plugin", "kind", "channels", "parameters")
+    for b in data["vst3"]:
+        for pl in b["plugins"]:
+            table.add_row(pl["name"], "vst3" if pl["effect"] else "vst3 instrument",
+                          {1: "mono (dual mono on tracks)", 2: "stereo"}.get(pl["channels"], "?"),
+                          ", ".join(fmt(p) for p in pl["params"]))
+    for bi in data["builtins"]:
+        table.add_row(bi["name"], "built-in", "stereo", ", ".join(fmt(p) for p in bi["params"]))
+    con = Console()
+    con.print(table)
+    for f in data["failed"]:
+        con.print(f"[red]could not load[/] {f['path']}: {f['error']}")
+    con.print(f"folders: {', '.join(data['folders'])}  (cache: {cache})")
+
+
 # ------------------------------------------------------------------ status and tracks
 @app.command()
 def status(config: Optional[str] = ConfigOpt, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:

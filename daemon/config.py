@@ -146,6 +146,11 @@ class GeneratorsConfig(_Section):
         return ("procedural", "fluidsynth") + (("musicgen",) if self.musicgen_enabled else ())
 
 
+class PluginsConfig(_Section):
+    vst3_dirs: tuple[str, ...] = ()  # searched after ~/.vst3, /usr/lib/vst3, /usr/local/lib/vst3
+    scan_timeout_s: float = Field(10.0, ge=1.0, le=600.0)  # per bundle; a plugin that hangs is skipped
+
+
 class SupervisorConfig(_Section):
     restart_delay_s: float = Field(0.5, ge=0.0, le=60.0)
     max_restart_delay_s: float = Field(10.0, ge=0.0, le=600.0)
@@ -158,6 +163,7 @@ class Config(_Section):
     control: ControlConfig = ControlConfig()
     feeder: FeederConfig = FeederConfig()
     generators: GeneratorsConfig = GeneratorsConfig()
+    plugins: PluginsConfig = PluginsConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
 
     @field_validator("instance")
