@@ -253,18 +253,25 @@ class AudioRing(_Ring):
         return lib.jg_audio_write(self._base, ffi.cast("float *", ffi.from_buffer(frames)), frames.shape[0])
 
     def write_blocking(
-        self, frames: np.ndarray, poll_s: float = 0.005, should_stop=None, timeout_s: float | None = None
+        self, frames: np.ndarray, poll_s: float = 0.005, should_stop=None, timeout_s: float | None = None,
+        max_ahead: int | None = None,
     ) -> int:
         """Write all frames, sleeping politely while the ring is full.
 
-        Stops early (returning frames written) when ``should_stop()`` turns true or
-        ``timeout_s`` passes.
+        ``max_ahead``: keep at most this many frames waiting for the consumer (a
+        producer that applies live changes, e.g. a plugin chain, stays that close
+        to the playhead). Stops early (returning frames written) when
+        ``should_stop()`` turns true or ``timeout_s`` passes.
         """
         frames = np.ascontiguousarray(frames, dtype=np.float32)
         done = 0
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while done < frames.shape[0]:
-            done += self.write(frames[done:])
+            if max_ahead is None:
+                done += self.write(frames[done:])
+            else:
+                room = max(0, max_ahead - self.available())
+                done += self.write(frames[done: done + room]) if room else 0
             if done >= frames.shape[0]:
                 break
             if should_stop is not None and should_stop():

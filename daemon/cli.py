@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (default: $JACKGEN_CONFIG or built-in defaults).")
+# Negative numbers ("gain 2 -6", "pan 1 -0.5") must not be taken for options.
+NUMERIC_ARGS = {"ignore_unknown_options": True}
 
 
 def _setup_logging(level: str = "INFO") -> None:
@@ -276,6 +278,59 @@ def render(
                f"({info['realtime_factor']:.0f}x real time) with {info['soundfont']}")
 
 
+@app.command(context_settings=NUMERIC_ARGS)
+def chain(
+    track: str = typer.Argument(..., help="Track 1-16."),
+    action: str = typer.Argument("list", help="add PLUGIN | list | remove I | bypass I on|off | set I NAME VALUE | move I TO"),
+    args: Optional[list[str]] = typer.Argument(None),
+    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="NAME=VALUE for add (repeatable)."),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """A track's plugin chain: VST3 (name or path) and built-ins, changed live."""
+    cfg = _config(config)
+    args = list(args or [])
+    base = f"/api/tracks/{track}/chain"
+
+    def num(v: str):
+        try:
+            return int(v) if v.lstrip("-").isdigit() else float(v)
+        except ValueError:
+            return v
+
+    def need(n: int, usage: str) -> None:
+        if len(args) != n:
+            _fail(f"usage: jackgen chain {track} {usage}")
+
+    if action == "list":
+        _print(_api(cfg, "GET", base))
+    elif action == "add":
+        need(1, "add PLUGIN [--param NAME=VALUE …]")
+        params = {}
+        for kv in param or []:
+            if "=" not in kv:
+                _fail(f"--param takes NAME=VALUE, got {kv!r}")
+            k, v = kv.split("=", 1)
+            params[k] = num(v)
+        plugin = args[0]
+        if plugin.endswith(".vst3") and Path(plugin).exists():
+            plugin = _abs(plugin)
+        _print(_api(cfg, "POST", f"{base}/add", {"plugin": plugin, "params": params}, timeout=60))
+    elif action == "remove":
+        need(1, "remove INDEX")
+        _print(_api(cfg, "POST", f"{base}/remove", {"index": num(args[0])}))
+    elif action == "bypass":
+        need(2, "bypass INDEX on|off")
+        _print(_api(cfg, "POST", f"{base}/{args[0]}/bypass", {"on": args[1]}))
+    elif action == "set":
+        need(3, "set INDEX NAME VALUE")
+        _print(_api(cfg, "POST", f"{base}/{args[0]}/param", {"name": args[1], "value": num(args[2])}))
+    elif action == "move":
+        need(2, "move INDEX TO")
+        _print(_api(cfg, "POST", f"{base}/move", {"index": num(args[0]), "to": num(args[1])}))
+    else:
+        _fail(f"unknown chain action {action!r}: add, list, remove, bypass, set, move")
+
+
 def _plugin_cache() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "jackgen" / "plugins.json"
@@ -396,8 +451,6 @@ def stop(track: int, at: str = typer.Option("now", "--at", help="now | beat | ba
     _print(_api(_config(config), "POST", f"/api/tracks/{track}/stop", {"at": int(at) if at.isdigit() else at}))
 
 
-# Negative numbers ("gain 2 -6", "pan 1 -0.5") must not be taken for options.
-NUMERIC_ARGS = {"ignore_unknown_options": True}
 
 
 @app.command(context_settings=NUMERIC_ARGS)

@@ -51,6 +51,7 @@ class TrackState:
     mute: bool = False
     solo: bool = False
     armed: str | None = None  # clip path armed for triggers
+    chain: list = field(default_factory=list)  # plugin states (dsp.plugins.Plugin.state()), in order
     armed_epoch: int = 0  # the armed clip's stream, once it waits in the ring
     # runtime (not persisted)
     state: str = "idle"
@@ -62,7 +63,8 @@ class TrackState:
     error: str | None = None
 
     def persisted(self) -> dict:
-        return {"gain_db": self.gain_db, "pan": self.pan, "mute": self.mute, "solo": self.solo, "armed": self.armed}
+        return {"gain_db": self.gain_db, "pan": self.pan, "mute": self.mute, "solo": self.solo, "armed": self.armed,
+                "chain": self.chain}
 
 
 @dataclass
@@ -245,6 +247,7 @@ class Control:
                 tr.mute = bool(d.get("mute", False))
                 tr.solo = bool(d.get("solo", False))
                 tr.armed = d.get("armed")
+                tr.chain = [c for c in d.get("chain") or [] if isinstance(c, dict) and c.get("plugin")]
             self.tempo.bpm = float(data.get("tempo_bpm", self.tempo.bpm))
             self.tempo.beats_per_bar = int(data.get("beats_per_bar", self.tempo.beats_per_bar))
             log.info("session '%s' loaded from %s", self.session, path)
@@ -602,12 +605,127 @@ class Control:
             with contextlib.suppress(JackgenError):
                 await self.feeder.send({"op": "stream", "id": s.id, "track": s.track, "epoch": s.epoch,
                                         "path": s.path, "rate": self.sample_rate, "prefill_frames": 0,
-                                        "resume_from": delivered})
+                                        "resume_from": delivered, **self.chain_request(s.track)})
 
     def _finish_stream(self, t: int) -> None:
         s = self.streams.get(t)
         if s:
             s.done = True  # the engine is done with it; the producer reports its own end
+
+    # ------------------------------------------------------------ plugin chains
+    def chain_request(self, t: int) -> dict:
+        """What a producer needs to run track t's chain (nothing when it has none)."""
+        tr = self.tracks[t]
+        if not tr.chain:
+            return {}
+        lead = int(self.cfg.plugins.lead_ms * 1e-3 * (self.sample_rate or 48000))
+        return {"chain": tr.chain, "lead_frames": lead, "vst3_dirs": list(self.cfg.plugins.vst3_dirs)}
+
+    def _chain_index(self, t: int, index: object) -> int:
+        n = len(self.tracks[t].chain)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+            raise JackgenError(f"track {t + 1} has no plugin {index!r} in its chain: it has {n}"
+                               + (f" (0…{n - 1})" if n else ""), status=404 if isinstance(index, int) else 400)
+        return index
+
+    async def _push_chain_change(self, t: int, change: dict) -> None:
+        """Hand a change to whatever is feeding track t now; later streams get the chain with them."""
+        s = self.streams.get(t)
+        if s is None or s.finished.is_set():
+            return
+        target = self.feeder if s.producer is None else s.producer
+        if target is not None:
+            with contextlib.suppress(JackgenError):
+                await target.send({"op": "chain", "track": t, "change": change})
+
+    async def chain_add(self, track: object, plugin: object, params: object = None, index: object = None) -> dict:
+        from jackgen.dsp.plugins import PluginError, instantiate_isolated
+
+        t = check_track(track)
+        if not isinstance(plugin, str) or not plugin or len(plugin) > 4096 or "\0" in plugin:
+            raise JackgenError("plugin must be a built-in name (Compressor, Reverb, …), a VST3 name or a .vst3 path")
+        if params is not None and not isinstance(params, dict):
+            raise JackgenError("params must be an object of parameter name -> value")
+        tr = self.tracks[t]
+        if len(tr.chain) >= self.cfg.plugins.max_per_chain:
+            raise JackgenError(f"track {t + 1} already has {len(tr.chain)} plugins (plugins.max_per_chain)")
+        try:  # loaded in a child process: a plugin that crashes or hangs cannot take control with it
+            info = await asyncio.to_thread(instantiate_isolated, plugin, params or {}, self.cfg.plugins.vst3_dirs,
+                                           self.cfg.plugins.scan_timeout_s)
+        except PluginError as e:
+            raise JackgenError(str(e)) from None
+        state = {**info["state"], "param_info": info["params"], "dual_mono": info["dual_mono"],
+                 "latency_frames": info["latency_frames"]}
+        at = len(tr.chain) if index is None else max(0, min(int(index), len(tr.chain)))
+        tr.chain.insert(at, state)
+        self.save_session()
+        await self._push_chain_change(t, {"kind": "chain", "chain": tr.chain})
+        log.info("track %d: %s added to the chain at %d", t + 1, state["name"], at)
+        return {"track": t + 1, "index": at, "chain": self.chain_list(t + 1)["chain"]}
+
+    async def chain_remove(self, track: object, index: object) -> dict:
+        t = check_track(track)
+        i = self._chain_index(t, index)
+        removed = self.tracks[t].chain.pop(i)
+        self.save_session()
+        await self._push_chain_change(t, {"kind": "chain", "chain": self.tracks[t].chain})
+        return {"track": t + 1, "removed": removed["name"], "chain": self.chain_list(t + 1)["chain"]}
+
+    async def chain_move(self, track: object, index: object, to: object) -> dict:
+        t = check_track(track)
+        i = self._chain_index(t, index)
+        if isinstance(to, bool) or not isinstance(to, int):
+            raise JackgenError("to must be a chain position (int)")
+        chain = self.tracks[t].chain
+        chain.insert(max(0, min(to, len(chain) - 1)), chain.pop(i))
+        self.save_session()
+        await self._push_chain_change(t, {"kind": "chain", "chain": chain})
+        return self.chain_list(t + 1)
+
+    async def chain_bypass(self, track: object, index: object, on: object, at_frame: int | None = None) -> dict:
+        t = check_track(track)
+        i = self._chain_index(t, index)
+        flag = parse_on_off(on, "bypass")
+        self.tracks[t].chain[i]["bypass"] = flag
+        self.save_session()
+        await self._push_chain_change(t, {"kind": "bypass", "index": i, "on": flag, **self._stream_at(t, at_frame)})
+        return {"track": t + 1, "index": i, "bypass": flag}
+
+    async def chain_param(self, track: object, index: object, name: object, value: object,
+                          at_frame: int | None = None) -> dict:
+        t = check_track(track)
+        i = self._chain_index(t, index)
+        entry = self.tracks[t].chain[i]
+        info = {p["name"]: p for p in entry.get("param_info", [])}
+        if not isinstance(name, str) or name not in info:
+            raise JackgenError(f"{entry['name']} has no parameter {name!r}; it has {', '.join(info)}")
+        p = info[name]
+        if p.get("choices"):
+            if value not in p["choices"]:
+                raise JackgenError(f"{entry['name']} {name} must be one of {', '.join(p['choices'])}, got {value!r}")
+        else:
+            lo, hi = p["min"], p["max"]
+            if lo is not None and hi is not None:
+                value = check_finite(f"{entry['name']} {name}", value, lo, hi, p.get("unit") or "")
+        entry.setdefault("params", {})[name] = value
+        self.save_session()
+        await self._push_chain_change(t, {"kind": "param", "index": i, "name": name, "value": value,
+                                          **self._stream_at(t, at_frame)})
+        return {"track": t + 1, "index": i, "param": name, "value": value}
+
+    def _stream_at(self, t: int, at_frame: int | None) -> dict:
+        """An engine frame as a frame of track t's stream (what the producer counts), if it is known."""
+        tr = self.tracks[t]
+        if at_frame is None or tr.started_frame is None:
+            return {}
+        return {"at": max(0, int(at_frame) - int(tr.started_frame))}
+
+    def chain_list(self, track: object) -> dict:
+        t = check_track(track)
+        return {"track": t + 1, "chain": [
+            {"index": i, "name": c["name"], "plugin": c["plugin"], "kind": c["kind"], "bypass": c.get("bypass", False),
+             "dual_mono": c.get("dual_mono", False), "latency_frames": c.get("latency_frames", 0),
+             "params": c.get("params", {})} for i, c in enumerate(self.tracks[t].chain)]}
 
     # ------------------------------------------------------------ generator streams
     async def claim_track(self, t: int, producer: Any, source: str, stream_id: str) -> int:
@@ -766,7 +884,7 @@ class Control:
         prefill = ring_frames if prefill_all else int(self.cfg.feeder.prefill_ms * 1e-3 * self.sample_rate)
         await self.feeder.send({"op": "stream", "id": sid, "track": t, "epoch": epoch, "path": full,
                                 "rate": self.sample_rate, "prefill_frames": min(prefill, ring_frames),
-                                "resume_from": None})
+                                "resume_from": None, **self.chain_request(t)})
         try:
             await asyncio.wait_for(asyncio.shield(stream.primed), 10.0)
         except asyncio.TimeoutError:

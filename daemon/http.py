@@ -116,6 +116,33 @@ def build_app(control: Control) -> FastAPI:
     async def tempo(request: Request) -> dict:
         return control.set_tempo(_require(await _body(request), "bpm"))
 
+    @app.get("/api/tracks/{track}/chain")
+    async def chain(track: str) -> dict:
+        return control.chain_list(track)
+
+    @app.post("/api/tracks/{track}/chain/add")
+    async def chain_add(track: str, request: Request) -> dict:
+        body = await _body(request)
+        return await control.chain_add(track, _require(body, "plugin"), body.get("params"), body.get("index"))
+
+    @app.post("/api/tracks/{track}/chain/remove")
+    async def chain_remove(track: str, request: Request) -> dict:
+        return await control.chain_remove(track, _require(await _body(request), "index"))
+
+    @app.post("/api/tracks/{track}/chain/move")
+    async def chain_move(track: str, request: Request) -> dict:
+        body = await _body(request)
+        return await control.chain_move(track, _require(body, "index"), _require(body, "to"))
+
+    @app.post("/api/tracks/{track}/chain/{index}/bypass")
+    async def chain_bypass(track: str, index: int, request: Request) -> dict:
+        return await control.chain_bypass(track, index, _require(await _body(request), "on"))
+
+    @app.post("/api/tracks/{track}/chain/{index}/param")
+    async def chain_param(track: str, index: int, request: Request) -> dict:
+        body = await _body(request)
+        return await control.chain_param(track, index, _require(body, "name"), _require(body, "value"))
+
     @app.post("/api/music-generation", status_code=202)
     async def music_generation(request: Request) -> dict:
         job = control.jobs.submit(await _body(request))

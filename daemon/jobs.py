@@ -308,7 +308,8 @@ class JobBoard:
                 raise Unavailable("the engine is not running (no sample rate): cannot stream to a track")
             job.epoch = await c.claim_track(t, producer=w, source=f"job {job.id}", stream_id=job.id)
             stream = {"track": t, "epoch": job.epoch,
-                      "prefill_frames": int(c.cfg.generators.prefill_ms * 1e-3 * c.sample_rate)}
+                      "prefill_frames": int(c.cfg.generators.prefill_ms * 1e-3 * c.sample_rate),
+                      **c.chain_request(t)}
         rate = c.sample_rate or 48000
         w.current = job
         job.status = "running"

@@ -339,8 +339,10 @@ class OscControl:
                 when = _when(addr, args[0]) if args else "now"
                 await c.stop_track(track, at_frame if at_frame is not None else when)
                 return
-        if CHAIN_RE.match(addr):
-            raise JackgenError("plugin chains are not available yet in this version of jackgen")
+        cm = CHAIN_RE.match(addr)
+        if cm:
+            await self._chain(sender, m, cm.group(1), cm.group(2) or "")
+            return
         if addr == "/jackgen/tempo":
             c.set_tempo(_number(addr, _one_arg(addr, args)))
             return
@@ -401,6 +403,39 @@ class OscControl:
             sender.reply("/jackgen/job", job.id, job.status)
             return
         raise JackgenError(f"unknown address {addr} (see INTERFACE.md for the address table)")
+
+    async def _chain(self, sender: Sender, m: Message, track: str, rest: str) -> None:
+        """/jackgen/track/<n>/chain/add s plugin [s name, f value]…, …/chain/remove i,
+        …/chain/<i>/bypass i, …/chain/<i>/<param> f|s."""
+        c, addr, args = self.control, m.address, m.args
+        if track == "master":
+            raise JackgenError("the master chain is not available yet in this version of jackgen")
+        if rest == "/add":
+            if not args or not isinstance(args[0], str) or len(args) % 2 == 0:
+                raise JackgenError(f"{addr} takes s plugin, then name/value pairs")
+            params = {}
+            for k, v in zip(args[1::2], args[2::2]):
+                if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float, str)):
+                    raise JackgenError(f"{addr}: parameters come as s name, f value pairs")
+                params[k] = v
+            r = await c.chain_add(track, args[0], params)
+            sender.reply("/jackgen/done", addr, r["index"])
+            return
+        if rest == "/remove":
+            await c.chain_remove(track, _one_arg(addr, args))
+            sender.reply("/jackgen/done", addr)
+            return
+        pm = re.match(r"^/(\d+)/([A-Za-z0-9_]+)$", rest)
+        if not pm:
+            raise JackgenError(f"unknown chain address {addr}: chain/add, chain/remove, chain/<i>/bypass, "
+                               "chain/<i>/<param>")
+        index, what = int(pm.group(1)), pm.group(2)
+        value = _one_arg(addr, args)
+        at_frame = self._at_from_timetag(m)
+        if what == "bypass":
+            await c.chain_bypass(track, index, _flag(addr, value), at_frame=at_frame)
+        else:
+            await c.chain_param(track, index, what, value, at_frame=at_frame)
 
     # ---------------------------------------------------------- notifications
     def notify_job(self, job, e: dict) -> None:

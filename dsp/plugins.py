@@ -345,8 +345,44 @@ def scan(extra_dirs=(), timeout_s: float = 10.0, progress=None) -> dict:
     return {"folders": [str(d) for d in vst3_dirs(extra_dirs)], "vst3": vst3, "failed": failed, "builtins": builtins}
 
 
-if __name__ == "__main__":  # probe one bundle; the JSON is the last line (plugins may print, too)
-    result = probe(sys.argv[1])
+def instantiate(name_or_path: str, params: dict | None = None, extra_dirs=()) -> dict:
+    """Load a plugin, set ``params``; its state and parameter table (runs in a child process)."""
+    p = Plugin(name_or_path, 48000.0, extra_dirs)
+    for k, v in (params or {}).items():
+        p.set(k, v)
+    return {"state": p.state(), "params": [q.to_dict() for q in p.params.values()], "dual_mono": p.dual_mono,
+            "latency_frames": p.latency_frames}
+
+
+def instantiate_isolated(name_or_path: str, params: dict | None = None, extra_dirs=(),
+                         timeout_s: float = 10.0) -> dict:
+    """``instantiate`` in a child process: a plugin that crashes, hangs or prints cannot hurt the caller."""
+    arg = json.dumps({"plugin": name_or_path, "params": params or {}, "extra_dirs": list(extra_dirs)})
+    try:
+        r = subprocess.run([sys.executable, "-m", "jackgen.dsp.plugins", "--instantiate", arg],
+                           capture_output=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise PluginError(f"{name_or_path} did not load within {timeout_s:.0f} s") from None
+    lines = [ln for ln in r.stdout.decode(errors="replace").splitlines() if ln.startswith("{")]
+    if not lines:
+        err = r.stderr.decode(errors="replace").strip().splitlines()
+        raise PluginError(f"{name_or_path} could not be loaded (the loader exited with {r.returncode}: "
+                          f"{err[-1] if err else 'no message'})")
+    out = json.loads(lines[-1])
+    if "error" in out:
+        raise PluginError(out["error"])
+    return out
+
+
+if __name__ == "__main__":  # the answer is the last line: plugins may print, too
+    if sys.argv[1] == "--instantiate":
+        req = json.loads(sys.argv[2])
+        try:
+            result = instantiate(req["plugin"], req.get("params"), req.get("extra_dirs", ()))
+        except PluginError as e:
+            result = {"error": str(e)}
+    else:
+        result = probe(sys.argv[1])
     sys.stdout.write("\n" + json.dumps(result) + "\n")
     sys.stdout.flush()
     os._exit(0)  # some plugins hang in their static destructors; the answer is out

@@ -23,7 +23,8 @@ import soundfile as sf
 
 from jackgen.bridge.instance import InstanceRings
 from jackgen.dsp.convert import StreamResampler, to_stereo
-from jackgen.generators.link import serve_stdin, stdout_emitter
+from jackgen.generators.chainstage import REBUILD_AHEAD_S, ChainStage, stage_for
+from jackgen.generators.link import serve_stdin, stdout_emitter, write_primed
 
 log = logging.getLogger("jackgen.feeder")
 
@@ -37,11 +38,16 @@ class Feeder:
         self._cancel: dict[int, threading.Event] = {}
         self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
+        self._stages: dict[int, ChainStage] = {}
 
     def handle(self, req: dict) -> bool:
         op = req.get("op")
         if op == "stream":
             self.start(req)
+        elif op == "chain":  # a change to the plugin chain of a track being fed
+            stage = self._stages.get(int(req["track"]))
+            if stage is not None:
+                stage.submit(req["change"])
         elif op == "cancel":
             self.cancel(int(req["track"]))
         elif op == "quit":
@@ -75,10 +81,23 @@ class Feeder:
         base = {"id": sid, "track": track, "epoch": epoch}
         written = 0
         primed = False
+        stage = None
         try:
             out_rate = int(req["rate"])
             prefill = int(req.get("prefill_frames", 0))
             resume_from = req.get("resume_from")
+            stage = stage_for(req, out_rate)  # built on this thread, which also runs it
+            ahead = int(req.get("lead_frames") or 0) or None if stage else None
+            rebuild_ahead = None
+            if stage is not None:
+                self._stages[track] = stage
+                prefill = min(prefill, ahead or prefill)
+                rebuild_ahead = min((ahead or 0) + int(REBUILD_AHEAD_S * out_rate), int(0.9 * ring.capacity))
+
+
+            def on_primed(frames: int) -> None:
+                self.emit({"event": "primed", "frames": frames, **base})
+
             with sf.SoundFile(req["path"]) as f:
                 rs = StreamResampler(f.samplerate, out_rate)
                 if resume_from:
@@ -91,12 +110,15 @@ class Feeder:
                     data = f.read(CHUNK_FRAMES, dtype="float32", always_2d=True)
                     last = data.shape[0] < CHUNK_FRAMES
                     out = rs.process(to_stereo(data), last=last)
-                    if out.shape[0]:
-                        n = ring.write_blocking(out, should_stop=cancel.is_set)
-                        written += n
-                    if not primed and (written >= prefill or last):
+                    if stage is not None:
+                        out = stage.process(out, last=last)
+                    written, primed = write_primed(ring, out, written, prefill, primed, on_primed, cancel.is_set,
+                                                   rebuild_ahead if stage and stage.rebuild_pending else ahead)
+                    if stage is not None and stage.rebuild_pending and ring.available() >= 0.75 * rebuild_ahead:
+                        stage.prepare()  # the ring holds enough old-chain audio to cover the plugin loads
+                    if not primed and last:  # a file shorter than the prefill: all of it is in
                         primed = True
-                        self.emit({"event": "primed", "frames": written, **base})
+                        on_primed(written)
                     if last:
                         break
             if cancel.is_set():
@@ -112,6 +134,10 @@ class Feeder:
             except Exception:
                 pass
             self.emit({"event": "error", "message": str(e), "frames": written, **base})
+        finally:
+            with self._lock:
+                if stage is not None and self._stages.get(track) is stage:
+                    del self._stages[track]
 
 
 def run_feeder(instance: str) -> int:

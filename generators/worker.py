@@ -39,8 +39,9 @@ import numpy as np
 import soundfile as sf
 
 from jackgen.generators.backends import Backend, TakeContext, make_backend
+from jackgen.generators.chainstage import REBUILD_AHEAD_S, stage_for
 from jackgen.generators.job import JobError, JobSpec
-from jackgen.generators.link import EXIT_UNAVAILABLE, atomic_write_json, serve_stdin, stdout_emitter
+from jackgen.generators.link import EXIT_UNAVAILABLE, atomic_write_json, serve_stdin, stdout_emitter, write_primed
 
 log = logging.getLogger("jackgen.worker")
 
@@ -50,9 +51,13 @@ PROGRESS_EVERY_S = 0.1
 class StreamPump:
     """Feeds one stream's chunks into a track ring at the ring's pace, in its own thread."""
 
-    def __init__(self, ring, job_id: str, track: int, epoch: int, rate: int, prefill: int, emit) -> None:
+    def __init__(self, ring, job_id: str, track: int, epoch: int, rate: int, prefill: int, emit,
+                 chain_req: dict | None = None) -> None:
         self.ring, self.job_id, self.track, self.epoch = ring, job_id, track, epoch
         self.rate, self.prefill, self.emit = rate, prefill, emit
+        self.chain_req = chain_req or {}
+        self.stage = None  # the track's plugin chain, built and run in the pump thread
+        self.early: list[dict] = []
         self.chunks: collections.deque[np.ndarray | None] = collections.deque()
         self.cv = threading.Condition()
         self.stop = threading.Event()
@@ -60,6 +65,14 @@ class StreamPump:
         self.primed = False
         self.thread = threading.Thread(target=self._run, name=f"pump-track{track + 1:02d}", daemon=True)
         self.thread.start()
+
+    def submit_change(self, change: dict) -> None:
+        """A chain change from control (stdin thread); held until the pump thread has built the stage."""
+        with self.cv:
+            if self.stage is None:
+                self.early.append(change)
+                return
+        self.stage.submit(change)
 
     def put(self, chunk: np.ndarray | None) -> None:
         """Queue a chunk; ``None`` marks the end of the stream."""
@@ -77,12 +90,25 @@ class StreamPump:
         if wait:
             self.thread.join(timeout=5.0)
 
+    def _on_primed(self, frames: int) -> None:
+        self.emit({"event": "primed", "frames": frames, **self._base()})
+
     def _base(self) -> dict:
         return {"id": self.job_id, "track": self.track, "epoch": self.epoch}
 
     def _run(self) -> None:
         state = "eos"
         try:
+            stage = stage_for(self.chain_req, self.rate)
+            with self.cv:
+                self.stage = stage
+                early, self.early = self.early, []
+            for c in early:
+                if stage is not None:
+                    stage.submit(c)
+            ahead = int(self.chain_req.get("lead_frames") or 0) or None if self.stage else None
+            if ahead:
+                self.prefill = min(self.prefill, ahead)
             self.ring.begin_stream(self.epoch, self.rate)
             while True:
                 with self.cv:
@@ -94,18 +120,25 @@ class StreamPump:
                     chunk = self.chunks.popleft()
                 if chunk is None or chunk is _FAILED:
                     state = "eos" if chunk is None else "error"
+                    if chunk is None and self.stage is not None:  # the chain's last frames
+                        self.frames += self.ring.write_blocking(self.stage.process(_FAILED, last=True),
+                                                                should_stop=self.stop.is_set, max_ahead=ahead)
                     break
-                self.frames += self.ring.write_blocking(chunk, should_stop=self.stop.is_set)
-                if not self.primed and self.frames >= self.prefill:
-                    self.primed = True
-                    self.emit({"event": "primed", "frames": self.frames, **self._base()})
+                if self.stage is not None:
+                    chunk = self.stage.process(chunk)
+                deep = min(ahead + int(REBUILD_AHEAD_S * self.rate), int(0.9 * self.ring.capacity)) if ahead else None
+                self.frames, self.primed = write_primed(
+                    self.ring, chunk, self.frames, self.prefill, self.primed, self._on_primed, self.stop.is_set,
+                    deep if self.stage is not None and self.stage.rebuild_pending else ahead)
+                if self.stage is not None and self.stage.rebuild_pending and self.ring.available() >= 0.75 * deep:
+                    self.stage.prepare()  # the ring holds enough old-chain audio to cover the plugin loads
             self.ring.end_stream(aborted=state != "eos")
         except Exception as e:  # the ring is gone (control restarted): nothing to feed
             log.warning("stream of job %s to track %d failed: %s", self.job_id, self.track + 1, e)
             state = "error"
         if not self.primed and state == "eos":
             self.primed = True  # a take shorter than the prefill: it is all there
-            self.emit({"event": "primed", "frames": self.frames, **self._base()})
+            self._on_primed(self.frames)
         self.emit({"event": "stream_end", "frames": self.frames, "state": state, **self._base()})
 
 
@@ -167,6 +200,11 @@ class Worker:
                 p.cancel(wait=False)
         elif op == "stop_stream":
             self.stop_stream(int(req["track"]))
+        elif op == "chain":  # a change to the plugin chain of a track this worker feeds
+            with self.lock:
+                p = self.pumps.get(int(req["track"]))
+            if p is not None:
+                p.submit_change(req["change"])
         elif op == "quit":
             return False
         else:
@@ -227,7 +265,7 @@ class Worker:
             t = int(stream["track"])
             self.stop_stream(t)
             pump = StreamPump(self.rings.tracks[t], jid, t, int(stream["epoch"]), rate,
-                              int(stream.get("prefill_frames", 0)), self.emit)
+                              int(stream.get("prefill_frames", 0)), self.emit, stream)
             with self.lock:
                 self.pumps[t] = pump
 
