@@ -558,16 +558,19 @@ app.add_typer(midi_app, name="midi")
 
 @midi_app.command("learn")
 def midi_learn(
-    action: str = typer.Argument(..., help="trigger | gain | pan | mute | solo | play | stop | tempo"),
+    action: str = typer.Argument(..., help="trigger | gain | pan | mute | solo | play | stop | tempo | param | bypass"),
     track: Optional[int] = typer.Argument(None, help="Track 1-16 (not for tempo)."),
     gate: bool = typer.Option(False, help="For trigger: the note-off stops the clip."),
+    plugin: Optional[int] = typer.Option(None, help="For param/bypass: the plugin's position in the chain (from 0)."),
+    param: Optional[str] = typer.Option(None, help="For param: the parameter's name (see `jackgen chain TRACK list`)."),
     timeout: float = typer.Option(30.0, help="Seconds to wait for a control to move."),
     config: Optional[str] = ConfigOpt,
 ) -> None:
     """Bind the next note/CC/program change that arrives to ACTION (on TRACK)."""
     typer.secho(f"move a control on your MIDI device (waiting {timeout:.0f} s) …", err=True)
     _print(_api(_config(config), "POST", "/api/midi/learn",
-                {"action": action, "track": track, "gate": gate, "timeout": timeout}, timeout=timeout + 10))
+                {"action": action, "track": track, "gate": gate, "timeout": timeout, "plugin": plugin,
+                 "param": param}, timeout=timeout + 10))
 
 
 @midi_app.command("map")

@@ -1028,13 +1028,45 @@ class Control:
             self._spawn(self.stop_track(b.track, "now"))
         elif b.action == "tempo":
             self.set_tempo(60 + val if kind == "cc" else 60 + 2 * b.number)
+        elif b.action == "param" and kind == "cc":
+            self._spawn(self._midi_param(b, val))
+        elif b.action == "bypass":
+            t = b.track - 1
+            if b.plugin is not None and b.plugin < len(self.tracks[t].chain):
+                cur = bool(self.tracks[t].chain[b.plugin].get("bypass", False))
+                self._spawn(self.chain_bypass(b.track, b.plugin, (not cur) if kind == "note" else on))
+
+    async def _midi_param(self, b, val: int) -> None:
+        """CC 0-127 over the parameter's range (or its choices)."""
+        chain = self.tracks[b.track - 1].chain
+        if b.plugin is None or b.plugin >= len(chain):
+            return
+        info = {p["name"]: p for p in chain[b.plugin].get("param_info", [])}.get(b.param)
+        if info is None:
+            return
+        if info.get("choices"):
+            choices = info["choices"]
+            value: object = choices[min(len(choices) - 1, val * len(choices) // 128)]
+        elif info["min"] is not None and info["max"] is not None:
+            value = info["min"] + (info["max"] - info["min"]) * val / 127.0
+        else:
+            return
+        with contextlib.suppress(JackgenError):
+            await self.chain_param(b.track, b.plugin, b.param, value)
 
     async def midi_learn(self, action: object, track: object = None, gate: object = False,
-                         timeout_s: float = 30.0) -> dict:
+                         timeout_s: float = 30.0, plugin: object = None, param: object = None) -> dict:
         """Bind the next note/CC/program change that arrives to ``action`` (and ``track``)."""
         if action not in ACTIONS:
             raise JackgenError(f"MIDI learn: action must be one of {', '.join(ACTIONS)}, got {action!r}")
         t = None if action == "tempo" else check_track(track) + 1
+        if action in ("param", "bypass"):
+            self._chain_index(t - 1, plugin)
+            if action == "param":
+                names = [p["name"] for p in self.tracks[t - 1].chain[plugin].get("param_info", [])]
+                if param not in names:
+                    raise JackgenError(f"MIDI learn: {self.tracks[t - 1].chain[plugin]['name']} has no parameter "
+                                       f"{param!r}; it has {', '.join(names)}")
         if self._learn is not None and not self._learn.done():
             raise JackgenError("MIDI learn is already waiting for a control; move one, or wait for it to time out")
         self._learn = asyncio.get_running_loop().create_future()
@@ -1046,7 +1078,9 @@ class Control:
         finally:
             self._learn = None
         try:
-            b = self.midimap.learn(kind, ch, num, str(action), t, bool(gate))
+            b = self.midimap.learn(kind, ch, num, str(action), t, bool(gate),
+                                   plugin if action in ("param", "bypass") else None,
+                                   param if action == "param" else None)
         except MidiMapError as e:
             raise JackgenError(f"MIDI learn: {e}") from None
         atomic_write_json(self.session_dir / "midi_map.json", self.midimap.to_json())

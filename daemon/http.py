@@ -110,7 +110,7 @@ def build_app(control: Control) -> FastAPI:
     async def midi_learn(request: Request) -> dict:
         body = await _body(request)
         return await control.midi_learn(body.get("action"), body.get("track"), body.get("gate", False),
-                                        float(body.get("timeout", 30.0)))
+                                        float(body.get("timeout", 30.0)), body.get("plugin"), body.get("param"))
 
     @app.post("/api/tempo")
     async def tempo(request: Request) -> dict:

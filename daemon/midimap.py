@@ -11,6 +11,9 @@ pan        CC value -> balance (0 = left, 64 = centre, 127 = right)
 mute/solo  note-on or CC >= 64 toggles (note) or sets (CC) the flag
 play/stop  note-on or CC >= 64 plays the armed clip / stops the track
 tempo      CC value -> 60 + value BPM; a program change -> 60 + 2 × program
+param      CC value -> the chain plugin ``plugin``'s parameter ``param``, 0-127
+           spread over its range (over its choices, for a choice), gliding
+bypass     note-on toggles, CC >= 64 sets the bypass of chain plugin ``plugin``
 =========  ====================================================================
 
 Default (INTERFACE.md): notes 36-51 on any channel trigger tracks 1-16; CC 7 on
@@ -24,7 +27,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ACTIONS = ("trigger", "gain", "pan", "mute", "solo", "play", "stop", "tempo")
+ACTIONS = ("trigger", "gain", "pan", "mute", "solo", "play", "stop", "tempo", "param", "bypass")
 TYPES = ("note", "cc", "program")
 
 
@@ -40,6 +43,8 @@ class Binding:
     track: int | None = None
     channel: int | None = None  # 1-16, None = any
     gate: bool = False
+    plugin: int | None = None  # param/bypass: position in the track's chain
+    param: str | None = None  # param: the parameter's name
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -54,6 +59,12 @@ class Binding:
             raise MidiMapError(f"channel must be 1-16 or null (any), got {self.channel!r}")
         if self.action == "trigger" and self.type != "note":
             raise MidiMapError("trigger bindings are notes")
+        if self.action in ("param", "bypass") and not (isinstance(self.plugin, int) and self.plugin >= 0):
+            raise MidiMapError(f"action {self.action} needs plugin (its position in the chain, from 0)")
+        if self.action == "param" and not (isinstance(self.param, str) and self.param):
+            raise MidiMapError("action param needs param (the parameter's name)")
+        if self.action == "param" and self.type != "cc":
+            raise MidiMapError("param bindings are CCs")
 
     def matches(self, kind: str, channel: int, number: int) -> bool:
         return self.type == kind and self.number == number and (self.channel is None or self.channel == channel)
@@ -113,11 +124,13 @@ class MidiMap:
         return notes, gates
 
     def learn(self, kind: str, channel: int, number: int, action: str, track: int | None,
-              gate: bool = False) -> Binding:
+              gate: bool = False, plugin: int | None = None, param: str | None = None) -> Binding:
         """Bind (kind, channel, number) to an action, replacing what that control or action had."""
         k = "note" if kind == "note_off" else kind
-        b = Binding(k, number, action, track, channel if k != "note" or action != "trigger" else None, gate)
+        b = Binding(k, number, action, track, channel if k != "note" or action != "trigger" else None, gate,
+                    plugin, param)
         self.bindings = [x for x in self.bindings if not x.matches(k, channel, number)
-                         and not (x.action == action and x.track == track and x.type == k)]
+                         and not (x.action == action and x.track == track and x.type == k
+                                  and x.plugin == plugin and x.param == param)]
         self.bindings.append(b)
         return b

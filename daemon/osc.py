@@ -379,9 +379,10 @@ class OscControl:
             sender.reply("/jackgen/done", addr, r["session"])
             return
         if addr == "/jackgen/midi/learn":
-            if not args or len(args) > 2:
-                raise JackgenError("/jackgen/midi/learn takes s action [i track]")
-            r = await c.midi_learn(_string(addr, args[0]), args[1] if len(args) > 1 else None)
+            if not args or len(args) > 4:
+                raise JackgenError("/jackgen/midi/learn takes s action [i track [i plugin [s param]]]")
+            r = await c.midi_learn(_string(addr, args[0]), args[1] if len(args) > 1 else None,
+                                   plugin=args[2] if len(args) > 2 else None, param=args[3] if len(args) > 3 else None)
             b = r["binding"]
             sender.reply("/jackgen/done", addr, f"{b['type']} {b['number']} ch {b['channel'] or 'any'} -> "
                                                 f"{b['action']} {b['track'] or ''}".strip())

@@ -384,13 +384,35 @@ def test_cc_mapping_and_midi_learn_over_jack_midi(jg_osc):
         midi.send(bytes([0xB0, 20, 64]))  # the control being learned
         learner.join(15)
         assert result["binding"] == {"type": "cc", "number": 20, "action": "gain", "track": 9, "channel": 1,
-                                     "gate": False}
+                                     "gate": False, "plugin": None, "param": None}
         midi.send(bytes([0xB0, 20, 100]))
         wait_for(lambda: jg.status()["tracks"][8]["gain_db"] == 0.0, 5, what="the learned CC to set track 9")
         saved = (jg.sessions / "test" / "midi_map.json").read_text()
         assert '"number": 20' in saved, "learned bindings are saved with the session"
         r = jg.cli("midi", "learn", "gain", "2", "--timeout", "1")
         assert r.returncode == 2 and "nothing arrived" in r.stderr
+
+        # a plugin parameter, learned: CC 0…127 spans its range
+        jg.api("POST", "/api/tracks/6/chain/add", {"plugin": "Gain"})
+        e = jg.api("POST", "/api/midi/learn", {"action": "param", "track": 6, "plugin": 0, "param": "volume"},
+                   expect=400)
+        assert "has no parameter 'volume'" in e["error"]
+        learner = threading.Thread(target=lambda: result.update(jg.api(
+            "POST", "/api/midi/learn", {"action": "param", "track": 6, "plugin": 0, "param": "gain_db",
+                                        "timeout": 10})))
+        learner.start()
+        time.sleep(0.5)
+        midi.send(bytes([0xB0, 21, 64]))
+        learner.join(15)
+        assert result["binding"]["action"] == "param" and result["binding"]["param"] == "gain_db"
+
+        def gain6():
+            return jg.api("GET", "/api/tracks/6/chain")["chain"][0]["params"]["gain_db"]
+
+        midi.send(bytes([0xB0, 21, 0]))
+        wait_for(lambda: gain6() == -96.0, 5, what="CC 21 at 0 to set the Gain plugin to its minimum")
+        midi.send(bytes([0xB0, 21, 127]))
+        wait_for(lambda: gain6() == 24.0, 5, what="CC 21 at 127 to set it to its maximum")
     finally:
         midi.close()
 
