@@ -331,6 +331,38 @@ def chain(
         _fail(f"unknown chain action {action!r}: add, list, remove, bypass, set, move")
 
 
+@app.command()
+def bounce(
+    out: Optional[str] = typer.Argument(None, help="Output file (default: sessions/<name>/bounces/<name>-<time>.wav)."),
+    session: Optional[str] = typer.Option(None, help="Session to render (default: control.session)."),
+    fmt: str = typer.Option("24", "--format", help="16 | 24 | 32f (WAV) | flac"),
+    stems: bool = typer.Option(False, help="Also write each track, post-fader, beside the master."),
+    rate: int = typer.Option(48000, help="Sample rate."),
+    tail: float = typer.Option(2.0, help="Seconds rendered after the longest clip (reverb and delay tails)."),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Render the session offline (armed clips from the start, chains, mixer, master limiter), faster than real time."""
+    from rich.progress import Progress
+
+    from jackgen.daemon.bounce import bounce as run_bounce
+    from jackgen.daemon.errors import JackgenError
+
+    cfg = _config(config)
+    if not 8000 <= rate <= 192000:
+        _fail(f"rate must be from 8000 to 192000 Hz, got {rate}")
+    if not 0 <= tail <= 60:
+        _fail(f"tail must be from 0 to 60 s, got {tail}")
+    try:
+        with Progress(transient=True) as bar:
+            task = bar.add_task("bouncing", total=1.0)
+            info = run_bounce(cfg, session or cfg.control.session, out and _abs(out), fmt, stems, rate,
+                              tail_s=tail, progress=lambda f: bar.update(task, completed=f))
+    except JackgenError as e:
+        _fail(str(e))
+        raise
+    typer.echo(json.dumps(info, indent=2))
+
+
 def _plugin_cache() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "jackgen" / "plugins.json"

@@ -115,3 +115,38 @@ def test_chain_over_osc_and_cli_and_it_survives_a_restart(jackgen, tmp_path):
     assert [c["name"] for c in ch] == ["Compressor", "ZamCompX2"]
     assert ch[0]["params"]["attack_ms"] == 7.5 and ch[0]["params"]["ratio"] == 3.0
     assert ch[1]["bypass"] and ch[1]["params"]["threshold_db"] == pytest.approx(-12, abs=0.1)
+
+
+def test_bounce_equals_a_real_time_recording_of_the_session(jackgen, tmp_path):
+    tone(tmp_path / "a.wav", 3.0, level=0.4, noise=0.1)
+    tone(tmp_path / "b.wav", 2.0, level=0.5, noise=0.0)
+    jg = jackgen()
+    jg.api("POST", "/api/tracks/1/chain/add", {"plugin": "ZamCompX2", "params": {"threshold_db": -20, "ratio": 4}})
+    jg.api("POST", "/api/tracks/2/chain/add", {"plugin": "Gain", "params": {"gain_db": -6}})
+    jg.api("POST", "/api/tracks/1/gain", {"db": -3})
+    jg.api("POST", "/api/tracks/2/pan", {"pan": 0.5})
+    jg.api("POST", "/api/tracks/1/load", {"file": str(tmp_path / "a.wav")})
+    jg.api("POST", "/api/tracks/2/load", {"file": str(tmp_path / "b.wav")})
+    for t in (1, 2):
+        wait_for(lambda t=t: jg.status()["tracks"][t - 1]["state"] == "armed", 10, 0.05, f"track {t} armed")
+    at = jg.sync() + RATE // 2
+    for t in (1, 2):
+        jg.api("POST", f"/api/tracks/{t}/play", {"at": at})
+    rec = record(["jackgen:master_L", "jackgen:master_R"], 3.2, start_at=at)
+    out = tmp_path / "bounce.wav"
+    p = jg.cli("bounce", str(out), "--session", "test", "--format", "32f", "--tail", "0.2", "--stems")
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert info["tracks"] == [1, 2] and info["realtime_factor"] > 1 and not info["errors"]
+    b, rate = sf.read(str(out), dtype="float32")
+    assert rate == RATE and b.shape[0] == int(3.2 * RATE)
+    assert sorted(x.name for x in (tmp_path / "bounce").iterdir()) == ["track_01.wav", "track_02.wav"]
+    n = min(b.shape[0], rec.data.shape[0])
+    assert np.abs(b[:n]).max() > 0.05
+    if rec.xruns_during() == 0 and rec.gaps == 0:
+        assert np.abs(b[:n] - rec.data[:n]).max() < 1e-4
+    else:  # a disturbed capture still lines up where it was not disturbed
+        ok = rec.valid[:n] if rec.valid is not None else np.ones(n, bool)
+        assert np.corrcoef(b[:n][ok, 0], rec.data[:n][ok, 0])[0, 1] > 0.99
+    e = jg.cli("bounce", str(tmp_path / "x.wav"), "--session", "nope")
+    assert e.returncode == 2 and "does not exist" in e.stderr
