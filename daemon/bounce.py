@@ -27,6 +27,7 @@ from jackgen.daemon.config import Config
 from jackgen.daemon.errors import JackgenError
 from jackgen.daemon.rt import EngineCore, OfflineDriver
 from jackgen.dsp.convert import StreamResampler, to_stereo
+from jackgen.dsp.mix import integrated_lufs, true_peak_dbfs
 from jackgen.generators.chainstage import stage_for
 
 SETTLE_BLOCKS = 4  # silent blocks first, so faders have reached their values when the clips start
@@ -141,12 +142,15 @@ def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", s
         master.close()
         for f in stem_files.values():
             f.close()
+        rendered, _ = sf.read(str(tmp), dtype="float32", always_2d=True)
+        loudness = {"integrated_lufs": integrated_lufs(rendered, rate), "true_peak_dbtp": true_peak_dbfs(rendered)}
         os.replace(tmp, out_path)
         took = time.perf_counter() - t0
         errors = [f"track {t + 1}: {e}" for t, s in sources.items() if s.stage for e in s.stage.errors]
         return {"path": str(out_path), "seconds": round(length / rate, 3), "frames": length, "render_s": round(took, 3),
                 "realtime_factor": round(length / rate / took, 1) if took else None, "sample_rate": rate,
                 "peak_dbfs": round(20 * np.log10(max(peak, 1e-12)), 2), "tracks": [t + 1 for t in sources],
-                "stems": str(out_path.with_suffix("")) if stems else None, "format": fmt, "errors": errors}
+                "stems": str(out_path.with_suffix("")) if stems else None, "format": fmt, "errors": errors,
+                **{k: None if v is None else round(v, 2) for k, v in loudness.items()}}
     finally:
         rings.close(unlink=True)

@@ -95,3 +95,25 @@ def peak_and_sumsq(
     np.maximum(peak_out, tmp, out=peak_out)
     np.einsum("...i,...i->...", block, block, out=tmp)
     sumsq_out += tmp
+
+
+def true_peak_dbfs(audio: np.ndarray, oversample: int = 4) -> float:
+    """Inter-sample peak of (n, channels) audio in dBTP, by ``oversample``× polyphase
+    interpolation (ITU-R BS.1770's method)."""
+    from scipy.signal import resample_poly
+
+    if audio.size == 0:
+        return float("-inf")
+    up = resample_poly(np.asarray(audio, dtype=np.float64), oversample, 1, axis=0)
+    peak = max(float(np.abs(up).max()), float(np.abs(audio).max()))
+    return 20.0 * np.log10(max(peak, 1e-12))
+
+
+def integrated_lufs(audio: np.ndarray, rate: int) -> float | None:
+    """Integrated loudness (ITU-R BS.1770-4, via pyloudnorm); None for audio under 0.4 s."""
+    import pyloudnorm
+
+    if audio.shape[0] < int(0.4 * rate):
+        return None
+    lufs = pyloudnorm.Meter(rate).integrated_loudness(np.asarray(audio, dtype=np.float64))
+    return None if not np.isfinite(lufs) else float(lufs)

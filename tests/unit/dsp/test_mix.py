@@ -133,3 +133,20 @@ def test_meter_rows():
     ss = np.zeros(2)
     lib.jg_meter_rows(p(x), 2, 3, p(peak), p(ss, "double *"))
     assert peak.tolist() == [1.0, 0.0] and ss[0] == pytest.approx(1.3125)
+
+
+def test_true_peak_sees_between_the_samples_and_lufs_is_calibrated():
+    from jackgen.dsp.mix import integrated_lufs, true_peak_dbfs
+
+    rate = 48000
+    n = np.arange(rate)
+    # a sine at fs/4 sampled 45 degrees off its peaks: every sample is 0.707, the wave reaches 1.0
+    x = np.sin(2 * np.pi * n / 4 + np.pi / 4)[:, None].repeat(2, axis=1).astype(np.float32)
+    assert 20 * np.log10(np.abs(x).max()) == pytest.approx(-3.01, abs=0.01)
+    assert true_peak_dbfs(x) == pytest.approx(0.0, abs=0.2)
+    # BS.1770's calibration: a 997 Hz sine of peak -18 dBFS on both channels of a stereo pair is -18 LUFS
+    # (one channel alone would be -21: the channels' powers add)
+    t = n / rate
+    tone = (10 ** (-18 / 20) * np.sin(2 * np.pi * 997 * t))[:, None].repeat(2, axis=1)
+    assert integrated_lufs(np.tile(tone, (3, 1)), rate) == pytest.approx(-18.0, abs=0.1)
+    assert integrated_lufs(tone[:1000], rate) is None
