@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.engine import machine, write_json  # noqa: E402
+from bench.engine import machine, report  # noqa: E402
 from jackgen.dsp.plugins import Chain  # noqa: E402
 
 RATE = 48000.0
@@ -98,10 +98,7 @@ def main() -> int:
         "realtime_factor_blockwise": (n / RATE) / blockwise_s,
         "alloc_peak_bytes_per_block_window": int(peak), "alloc_retained_bytes_after_200_blocks": int(grown),
     }
-    write_json(a.json, res)
-    for k, v in res.items():
-        if k != "machine":
-            print(f"{k:>40}: {v}")
+    report(a.json, res)
     return 0
 
 

@@ -234,5 +234,14 @@ def write_json(path: str, data: dict) -> None:
     Path(path).write_text(json.dumps(data, indent=2))
 
 
+def report(path: str, data: dict) -> None:
+    """Write the JSON and print it as a two-column table (all but the machine)."""
+    write_json(path, data)
+    width = max(len(k) for k in data) + 2
+    for k, v in data.items():
+        if k != "machine":
+            print(f"{k:>{width}}: {v}")
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.engine import machine, write_json  # noqa: E402
+from bench.engine import machine, report  # noqa: E402
 from jackgen.generators.backends import TakeContext, make_backend  # noqa: E402
 from jackgen.generators.job import JobSpec  # noqa: E402
 
@@ -169,10 +169,7 @@ def main() -> int:
     else:
         res = bench_fluid(a.backend, a.seconds)
     res["machine"] = machine()
-    write_json(a.json, res)
-    for k, v in res.items():
-        if k != "machine":
-            print(f"{k:>32}: {v}")
+    report(a.json, res)
     return 0
 
 

@@ -263,10 +263,7 @@ def render(
     if not Path(midi).is_file():
         _fail(f"MIDI file {midi} does not exist")
     soundfont = soundfont or _config(config).generators.soundfont or None
-    if not 8000 <= rate <= 192000:
-        _fail(f"rate must be from 8000 to 192000 Hz, got {rate}")
-    if not 0 <= tail <= 60:
-        _fail(f"tail must be from 0 to 60 s, got {tail}")
+    _check_rate_and_tail(rate, tail)
     try:
         with Progress(transient=True) as bar:
             task = bar.add_task(f"rendering {Path(midi).name}", total=1.0)
@@ -348,10 +345,7 @@ def bounce(
     from jackgen.daemon.errors import JackgenError
 
     cfg = _config(config)
-    if not 8000 <= rate <= 192000:
-        _fail(f"rate must be from 8000 to 192000 Hz, got {rate}")
-    if not 0 <= tail <= 60:
-        _fail(f"tail must be from 0 to 60 s, got {tail}")
+    _check_rate_and_tail(rate, tail)
     try:
         with Progress(transient=True) as bar:
             task = bar.add_task("bouncing", total=1.0)
@@ -361,6 +355,13 @@ def bounce(
         _fail(str(e))
         raise
     typer.echo(json.dumps(info, indent=2))
+
+
+def _check_rate_and_tail(rate: int, tail: float) -> None:
+    if not 8000 <= rate <= 192000:
+        _fail(f"rate must be from 8000 to 192000 Hz, got {rate}")
+    if not 0 <= tail <= 60:
+        _fail(f"tail must be from 0 to 60 s, got {tail}")
 
 
 def _plugin_cache() -> Path:
