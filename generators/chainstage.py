@@ -88,12 +88,13 @@ class ChainStage:
             self.errors.append(f"chain: {e}")
             chain = None
         with self._lock:
-            if self._next_chain is None:  # not replaced again meanwhile
-                self._prepared = chain if chain is not None else self.chain
-                if chain is None:
-                    self._pending.extend(self._after_rebuild)
-                    self._after_rebuild = []
-                    self._prepared = None
+            if self._next_chain is not None:
+                return  # replaced again while this one loaded: the newer one is built next
+            if chain is None:  # the old chain plays on; the changes that waited apply to it
+                self._pending.extend(self._after_rebuild)
+                self._after_rebuild = []
+            else:
+                self._prepared = chain
 
     # ------------------------------------------------------------ producer thread
     def process(self, frames: np.ndarray, last: bool = False) -> np.ndarray:
