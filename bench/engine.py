@@ -74,24 +74,37 @@ def busy_loop(cpu: int) -> None:  # child process
         x += 1
 
 
-def producer(instance: str, tracks: int, stop_at: float) -> None:  # child process
+CHAIN = (("ZamCompX2", {"threshold_db": -20.0}), ("ZamEQ2", {}), ("Limiter", {"threshold_db": -3.0}))
+
+
+def producer(instance: str, tracks: int, stop_at: float, chains: bool = False,
+             lead_ms: float = 50.0) -> None:  # child process
     rings = InstanceRings.attach(instance, timeout_s=10)
     rng = np.random.default_rng(1)
     # 16 tracks of noise at -20 dBFS peak: the sum reaches the limiter now and then
     src = rng.uniform(-0.1, 0.1, (1 << 16, 2)).astype(np.float32)
+    stages = None
+    lead = int(lead_ms * 1e-3 * 48000)  # plugins.lead_ms: how far ahead a chained track is kept
+    if chains:  # what the feeder does for a chained track: the chain runs just ahead of the playhead
+        from jackgen.dsp.plugins import instantiate
+        from jackgen.generators.chainstage import ChainStage
+
+        states = [instantiate(n, p)["state"] for n, p in CHAIN]
+        stages = [ChainStage(states, 48000) for _ in range(tracks)]
     for t in range(tracks):
         rings.tracks[t].begin_stream(1, 48000)
     pos = [0] * tracks
     while time.monotonic() < stop_at:
         for t in range(tracks):
             ring = rings.tracks[t]
-            space = ring.space()
+            space = ring.space() if stages is None else max(0, lead - ring.available()) // 256 * 256
             while space > 0:
                 n = min(space, len(src) - pos[t])
-                ring.write(src[pos[t] : pos[t] + n])
+                block = src[pos[t] : pos[t] + n]
+                ring.write(block if stages is None else stages[t].process(block))
                 pos[t] = (pos[t] + n) % len(src)
                 space -= n
-        time.sleep(0.005)
+        time.sleep(0.002 if stages else 0.005)
 
 
 class XrunObserver:
@@ -144,7 +157,8 @@ def run(args: argparse.Namespace) -> dict:
         instance = f"bench{uuid.uuid4().hex[:6]}"
         rings = InstanceRings.create(instance, 1 << 15)
         stop_at = time.monotonic() + args.seconds + 30
-        prod = mp.get_context("fork").Process(target=producer, args=(instance, args.tracks, stop_at), daemon=True)
+        prod = mp.get_context("fork").Process(target=producer, args=(instance, args.tracks, stop_at, args.chains, args.lead_ms),
+                                              daemon=True)
         prod.start()
         procs.append(prod)
         stats_path = Path(tempfile.mkdtemp()) / "engine-stats.json"
@@ -160,6 +174,9 @@ def run(args: argparse.Namespace) -> dict:
             time.sleep(0.05)
         if not hello:
             raise RuntimeError("engine did not start: " + (engine.stderr.read() if engine.poll() is not None else ""))
+        deadline = time.monotonic() + 120  # the producer loads its plugins first (--chains: seconds)
+        while time.monotonic() < deadline and not all(rings.tracks[t].available() >= 256 for t in range(args.tracks)):
+            time.sleep(0.05)
         time.sleep(0.5)  # rings primed
         for t in range(args.tracks):
             rings.commands.put(S.pack(S.CMD_PLAY, t, 1, 0, 0))
@@ -192,6 +209,8 @@ def run(args: argparse.Namespace) -> dict:
             "callback_load_p999": round(cb["p999"] / period_us, 4),
             "blocks": stats["blocks"],
             "baseline": {"client": "jack_simple_client (C)", "xruns": base_xruns, "seconds": args.seconds},
+            "chains": [n for n, _ in CHAIN] if args.chains else None,
+            "chain_lead_ms": args.lead_ms if args.chains else None,
         }
     finally:
         for p in procs:
@@ -211,6 +230,9 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=48000)
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each phase")
     ap.add_argument("--no-realtime", action="store_true", help="run jackd without SCHED_FIFO")
+    ap.add_argument("--chains", action="store_true",
+                    help="each track through ZamCompX2 + ZamEQ2 + Limiter in the producer, --lead-ms ahead")
+    ap.add_argument("--lead-ms", type=float, default=50.0, help="with --chains: how far ahead the producer runs")
     ap.add_argument("--json", type=str, default=None, help="write the result here")
     args = ap.parse_args()
     if not 1 <= args.tracks <= 16:
