@@ -105,10 +105,16 @@ def vst3_dirs(extra: tuple[str, ...] | list[str] = ()) -> list[Path]:
 def find_vst3(name_or_path: str, extra_dirs: tuple[str, ...] | list[str] = ()) -> Path:
     """A VST3 bundle by path, or by name ('ZamCompX2', 'ZamCompX2.vst3') in the standard folders."""
     p = Path(name_or_path).expanduser()
-    if p.suffix.lower() == ".vst3" and p.exists():
-        return p
     if p.is_absolute() or "/" in name_or_path:
-        raise PluginError(f"{name_or_path} is not a VST3 plugin (a .vst3 bundle)")
+        if p.suffix.lower() != ".vst3" or not p.exists():
+            raise PluginError(f"{name_or_path} is not a VST3 plugin (a .vst3 bundle)")
+        # a plugin is code jackgen runs: only from the plugin folders, whoever asks (OSC, HTTP)
+        rp = p.resolve()
+        dirs = [d.resolve() for d in vst3_dirs(extra_dirs)]
+        if not any(rp.is_relative_to(d) for d in dirs):
+            raise PluginError(f"{name_or_path} is outside the plugin folders ({', '.join(map(str, dirs))}): "
+                              "install it there or add its folder to plugins.vst3_dirs")
+        return p
     stem = name_or_path[:-5] if name_or_path.lower().endswith(".vst3") else name_or_path
     found = []
     for d in vst3_dirs(extra_dirs):
@@ -322,6 +328,20 @@ def _accepts(inst, channels: int) -> bool:
         return False
 
 
+def _why(r: subprocess.CompletedProcess) -> str:
+    """What went wrong in a child that loaded a plugin."""
+    if r.returncode < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-r.returncode).name
+        except ValueError:
+            name = f"signal {-r.returncode}"
+        return f"crashed while loading ({name}): it cannot be used here"
+    err = [ln for ln in r.stderr.decode(errors="replace").strip().splitlines() if "Traceback" not in ln]
+    return f"could not be loaded (exit code {r.returncode}: {err[-1] if err else 'no message'})"
+
+
 def scan(extra_dirs=(), timeout_s: float = 10.0, progress=None) -> dict:
     """Every VST3 bundle in the folders, each probed in its own process; plus the built-ins."""
     bundles = [b for d in vst3_dirs(extra_dirs) if d.is_dir() for b in sorted(d.glob("*.vst3"))]
@@ -337,8 +357,7 @@ def scan(extra_dirs=(), timeout_s: float = 10.0, progress=None) -> dict:
             continue
         lines = [ln for ln in r.stdout.decode(errors="replace").splitlines() if ln.startswith('{"path"')]
         if r.returncode != 0 or not lines:
-            err = r.stderr.decode(errors="replace").strip().splitlines()
-            failed.append({"path": str(b), "error": (err[-1] if err else f"exit code {r.returncode}")[:300]})
+            failed.append({"path": str(b), "error": _why(r)[:300]})
             continue
         vst3.append(json.loads(lines[-1]))
     builtins = [{"name": n, "params": [p.to_dict() for p in builtin_params(n).values()]} for n in BUILTIN_PARAMS]
@@ -365,9 +384,7 @@ def instantiate_isolated(name_or_path: str, params: dict | None = None, extra_di
         raise PluginError(f"{name_or_path} did not load within {timeout_s:.0f} s") from None
     lines = [ln for ln in r.stdout.decode(errors="replace").splitlines() if ln.startswith("{")]
     if not lines:
-        err = r.stderr.decode(errors="replace").strip().splitlines()
-        raise PluginError(f"{name_or_path} could not be loaded (the loader exited with {r.returncode}: "
-                          f"{err[-1] if err else 'no message'})")
+        raise PluginError(f"{name_or_path} {_why(r)}")
     out = json.loads(lines[-1])
     if "error" in out:
         raise PluginError(out["error"])

@@ -53,9 +53,16 @@ def test_live_chain_equals_offline_processing(jackgen, tmp_path):
     assert np.sqrt(np.mean(rec.data ** 2)) < dry_rms * 0.5  # compressed and 6 dB down
 
 
-def test_changes_during_playback_are_smooth_and_bad_ones_change_nothing(jackgen, tmp_path):
+def test_changes_during_playback_are_smooth_and_bad_ones_change_nothing(jackgen, tmp_path, tmp_path_factory):
+    from tests.unit.dsp.test_plugins import crashing_bundle
+
     tone(tmp_path / "sine.wav", 8.0, level=0.3, noise=0.0)
-    jg = jackgen()
+    plugdir = tmp_path / "vst3"
+    plugdir.mkdir()
+    crash = crashing_bundle(plugdir)
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "Other.vst3"
+    elsewhere.mkdir()
+    jg = jackgen(extra_toml=f'[plugins]\nvst3_dirs = ["{plugdir}"]\n')
     jg.api("POST", "/api/tracks/2/chain/add", {"plugin": "Gain", "params": {"gain_db": 0}})
     jg.api("POST", "/api/tracks/2/play", {"file": str(tmp_path / "sine.wav")})
     playing(jg, 2)
@@ -86,6 +93,8 @@ def test_changes_during_playback_are_smooth_and_bad_ones_change_nothing(jackgen,
         ("/api/tracks/2/chain/0/param", {"name": "gain_db", "value": 1000}, 400, "gain"),
         ("/api/tracks/2/chain/7/bypass", {"on": True}, 404, "no plugin 7"),
         ("/api/tracks/2/chain/add", {"plugin": "/etc/passwd"}, 400, "not a VST3 plugin"),
+        ("/api/tracks/2/chain/add", {"plugin": str(elsewhere)}, 400, "outside the plugin folders"),
+        ("/api/tracks/2/chain/add", {"plugin": crash}, 400, "crashed while loading (SIGSEGV)"),
     ):
         e = jg.api("POST", path, body, expect=status)
         assert words in e["error"], (path, e)

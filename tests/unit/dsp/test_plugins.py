@@ -98,8 +98,10 @@ def test_bad_requests_say_what_exists_and_change_nothing(tmp_path):
         Plugin("ZamNope", RATE)
     fake = tmp_path / "Fake.vst3"
     fake.mkdir()
-    with pytest.raises(PluginError, match="could not be loaded as a VST3 plugin"):
+    with pytest.raises(PluginError, match="outside the plugin folders"):  # plugins are code: folders only
         Plugin(str(fake), RATE)
+    with pytest.raises(PluginError, match="could not be loaded as a VST3 plugin"):
+        Plugin(str(fake), RATE, extra_dirs=[str(tmp_path)])
     with pytest.raises(PluginError, match="not a VST3 plugin"):
         Plugin(str(tmp_path / "x.wav"), RATE)
     c = Chain(RATE)
@@ -146,3 +148,26 @@ def test_plugins_scan_and_list_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "jackgen.daemon.cli", "plugins", "list"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "ZamCompX2" in r.stdout and "scanning" not in r.stderr  # from the cache
+
+
+def crashing_bundle(folder) -> str:
+    """A VST3 bundle whose library segfaults when it is loaded, as broken plugins do."""
+    so = folder / "Crash.vst3" / "Contents" / f"{os.uname().machine}-linux" / "Crash.so"
+    so.parent.mkdir(parents=True)
+    src = folder / "crash.c"
+    src.write_text("#include <stddef.h>\nstatic void boom(void) { volatile int *p = NULL; *p = 42; }\n"
+                   "int ModuleEntry(void *h) { boom(); return 1; }\nint ModuleExit(void) { return 1; }\n"
+                   "void *GetPluginFactory(void) { boom(); return NULL; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(so), str(src)], check=True)
+    return str(folder / "Crash.vst3")
+
+
+def test_a_plugin_that_crashes_while_loading_is_refused_not_fatal(tmp_path):
+    from jackgen.dsp.plugins import instantiate_isolated, scan
+
+    bundle = crashing_bundle(tmp_path)
+    with pytest.raises(PluginError, match="crashed while loading \\(SIGSEGV\\)"):
+        instantiate_isolated(bundle, extra_dirs=[str(tmp_path)])
+    found = scan([str(tmp_path)], timeout_s=30)
+    assert any(f["path"] == bundle and "SIGSEGV" in f["error"] for f in found["failed"])
+    assert any(p["name"] == "ZamCompX2" for b in found["vst3"] for p in b["plugins"])  # the others still listed
