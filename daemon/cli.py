@@ -357,6 +357,54 @@ def bounce(
     typer.echo(json.dumps(info, indent=2))
 
 
+@app.command()
+def warp(
+    source: str = typer.Argument(..., help="Audio file or take id."),
+    to: Optional[float] = typer.Option(None, "--to", help="Target tempo (default: the session's tempo)."),
+    from_bpm: Optional[float] = typer.Option(None, "--from", help="The clip's tempo (default: its take metadata, else an estimate)."),
+    out: Optional[str] = typer.Option(None, help="Output file (default: beside the source, <name>-<bpm>bpm.wav)."),
+    session: Optional[str] = typer.Option(None, help="Session (for take ids and its tempo; default: control.session)."),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Time-stretch a clip or take to a tempo, keeping its pitch (then `jackgen load` it)."""
+    import soundfile as sf
+
+    from jackgen.dsp.warp import estimate_tempo, stretch_to_tempo, tempo_from_metadata
+    from jackgen.generators.job import TAKE_RE
+
+    cfg = _config(config)
+    sdir = cfg.session_dir(session or cfg.control.session)
+    path = Path(source)
+    if TAKE_RE.match(source) and not path.exists():
+        path = next((p for p in (sdir / "audio_gen" / f"{source}.{e}" for e in ("wav", "flac")) if p.is_file()), path)
+    if not path.is_file():
+        _fail(f"{source} is not an audio file or a take of session {sdir.name}")
+    if to is None:
+        sj = sdir / "session.json"
+        to = float(json.loads(sj.read_text()).get("tempo_bpm", 0)) if sj.is_file() else cfg.control.tempo_bpm
+    for name, v in (("--to", to), ("--from", from_bpm)):
+        if v is not None and not 20 <= v <= 400:
+            _fail(f"{name} must be from 20 to 400 BPM, got {v}")
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as e:
+        _fail(f"{path} is not an audio file jackgen can read: {e}")
+        raise
+    how = "given"
+    if from_bpm is None:
+        from_bpm, how = tempo_from_metadata(path), "take metadata"
+    if from_bpm is None:
+        try:
+            from_bpm, how = estimate_tempo(audio, rate), "estimated"
+        except (ImportError, ValueError) as e:
+            _fail(f"cannot tell {path.name}'s tempo ({e}): give it with --from BPM")
+    y = stretch_to_tempo(audio, rate, from_bpm, to)
+    dest = Path(out) if out else path.with_name(f"{path.stem}-{to:g}bpm.wav")
+    sf.write(str(dest), y, rate, subtype="FLOAT")
+    _print({"path": str(dest), "from_bpm": round(from_bpm, 2), "from": how, "to_bpm": to,
+            "seconds": round(y.shape[0] / rate, 3), "source_seconds": round(audio.shape[0] / rate, 3)})
+
+
 def _check_rate_and_tail(rate: int, tail: float) -> None:
     if not 8000 <= rate <= 192000:
         _fail(f"rate must be from 8000 to 192000 Hz, got {rate}")
