@@ -130,12 +130,13 @@ def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", s
             track_out, master_out = drv.run_block(block)
             while rings.events.get() is not None:  # meters and status: nobody listens offline
                 pass
-            if written >= 0:  # (2, n) planar rows, as the ports get them
-                m = master_out.T
+            if written >= 0:  # (2, n) planar rows, as the ports get them; the last block cut to length
+                k = min(block, length - written)
+                m = master_out[:, :k].T
                 master.write(m)
                 peak = max(peak, float(np.abs(m).max()))
                 for t, f in stem_files.items():
-                    f.write(track_out[t].T)
+                    f.write(track_out[t, :, :k].T)
             written += block
             if progress is not None and written > 0:
                 progress(min(1.0, written / length))
