@@ -693,25 +693,31 @@ class Control:
 
     async def chain_param(self, track: object, index: object, name: object, value: object,
                           at_frame: int | None = None) -> dict:
+        from jackgen.dsp.plugins import PluginError
+
         t = check_track(track)
         i = self._chain_index(t, index)
         entry = self.tracks[t].chain[i]
-        info = {p["name"]: p for p in entry.get("param_info", [])}
-        if not isinstance(name, str) or name not in info:
-            raise JackgenError(f"{entry['name']} has no parameter {name!r}; it has {', '.join(info)}")
-        p = info[name]
-        if p.get("choices"):
-            if value not in p["choices"]:
-                raise JackgenError(f"{entry['name']} {name} must be one of {', '.join(p['choices'])}, got {value!r}")
-        else:
-            lo, hi = p["min"], p["max"]
-            if lo is not None and hi is not None:
-                value = check_finite(f"{entry['name']} {name}", value, lo, hi, p.get("unit") or "")
+        try:
+            value = self._chain_param_spec(t, i, name).check(entry["name"], value)
+        except PluginError as e:
+            raise JackgenError(str(e)) from None
         entry.setdefault("params", {})[name] = value
         self.save_session()
         await self._push_chain_change(t, {"kind": "param", "index": i, "name": name, "value": value,
                                           **self._stream_at(t, at_frame)})
         return {"track": t + 1, "index": i, "param": name, "value": value}
+
+    def _chain_param_spec(self, t: int, i: int, name: object):
+        """The parameter's range, unit and choices as the plugin reported them when it was added."""
+        from jackgen.dsp.plugins import Param
+
+        entry = self.tracks[t].chain[i]
+        info = {p["name"]: p for p in entry.get("param_info", [])}
+        if not isinstance(name, str) or name not in info:
+            raise JackgenError(f"{entry['name']} has no parameter {name!r}; it has {', '.join(info)}")
+        p = info[name]
+        return Param(p["name"], p["min"], p["max"], p.get("default"), p.get("unit") or "", tuple(p.get("choices") or ()))
 
     def _stream_at(self, t: int, at_frame: int | None) -> dict:
         """An engine frame as a frame of track t's stream (what the producer counts), if it is known."""
@@ -1038,17 +1044,17 @@ class Control:
 
     async def _midi_param(self, b, val: int) -> None:
         """CC 0-127 over the parameter's range (or its choices)."""
-        chain = self.tracks[b.track - 1].chain
-        if b.plugin is None or b.plugin >= len(chain):
+        t = b.track - 1
+        if b.plugin is None or b.plugin >= len(self.tracks[t].chain):
             return
-        info = {p["name"]: p for p in chain[b.plugin].get("param_info", [])}.get(b.param)
-        if info is None:
-            return
-        if info.get("choices"):
-            choices = info["choices"]
-            value: object = choices[min(len(choices) - 1, val * len(choices) // 128)]
-        elif info["min"] is not None and info["max"] is not None:
-            value = info["min"] + (info["max"] - info["min"]) * val / 127.0
+        try:
+            spec = self._chain_param_spec(t, b.plugin, b.param)
+        except JackgenError:
+            return  # the chain changed since the binding was learned
+        if spec.choices:
+            value: object = spec.choices[min(len(spec.choices) - 1, val * len(spec.choices) // 128)]
+        elif spec.min is not None and spec.max is not None:
+            value = spec.min + (spec.max - spec.min) * val / 127.0
         else:
             return
         with contextlib.suppress(JackgenError):
@@ -1063,10 +1069,7 @@ class Control:
         if action in ("param", "bypass"):
             self._chain_index(t - 1, plugin)
             if action == "param":
-                names = [p["name"] for p in self.tracks[t - 1].chain[plugin].get("param_info", [])]
-                if param not in names:
-                    raise JackgenError(f"MIDI learn: {self.tracks[t - 1].chain[plugin]['name']} has no parameter "
-                                       f"{param!r}; it has {', '.join(names)}")
+                self._chain_param_spec(t - 1, plugin, param)
         if self._learn is not None and not self._learn.done():
             raise JackgenError("MIDI learn is already waiting for a control; move one, or wait for it to time out")
         self._learn = asyncio.get_running_loop().create_future()

@@ -29,6 +29,7 @@ import numpy as np
 from jackgen.dsp.plugins import Chain
 
 BLOCK = 256
+REBUILD_AHEAD_S = 1.0  # audio made with the old chain while a new one loads (~0.1–0.15 s per VST3 here)
 RAMP_S = 0.02  # parameter changes glide over 20 ms …
 RAMP_STEP = 16  # … in steps of 16 frames
 
@@ -36,8 +37,10 @@ RAMP_STEP = 16  # … in steps of 16 frames
 class ChainStage:
     """Owned by one producer thread: create it, process and flush on that thread."""
 
-    def __init__(self, states: list[dict], rate: int, block: int = BLOCK, extra_dirs=()) -> None:
+    def __init__(self, states: list[dict], rate: int, block: int = BLOCK, extra_dirs=(),
+                 lead: int | None = None) -> None:
         self.rate = rate
+        self.lead = lead  # frames the producer may keep in the ring ahead of the playhead (None: no limit)
         self.block = block
         self.extra_dirs = tuple(extra_dirs)
         self.chain = Chain.from_state(states, rate, self.extra_dirs)
@@ -75,6 +78,21 @@ class ChainStage:
     def rebuild_pending(self) -> bool:
         """A new chain waits to be built: the producer should let the ring fill deeper first."""
         return self._next_chain is not None
+
+    def max_ahead(self, ring) -> int | None:
+        """How much audio the producer may keep waiting in ``ring``: ``lead``, or, while a new
+        chain waits to be built, about a second more made with the old one."""
+        if self.lead is None:
+            return None
+        return self._deep(ring) if self.rebuild_pending else self.lead
+
+    def _deep(self, ring) -> int:
+        return min(self.lead + int(REBUILD_AHEAD_S * self.rate), int(0.9 * ring.capacity))
+
+    def prepare_when_covered(self, ring) -> None:
+        """Build a waiting chain once ``ring`` holds enough old-chain audio to cover the plugin loads."""
+        if self.rebuild_pending and (self.lead is None or ring.available() >= 0.75 * self._deep(ring)):
+            self.prepare()
 
     def prepare(self) -> None:
         """Build the waiting chain (slow: plugin files load); it takes over, crossfaded, at the next block."""
@@ -200,12 +218,9 @@ def _crossfade(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * (1.0 - w) + b * w).astype(np.float32)
 
 
-REBUILD_AHEAD_S = 1.0  # audio made with the old chain while a new one loads (~0.1–0.15 s per VST3 here)
-
-
 def stage_for(req: dict, rate: int) -> Any:
     """The ChainStage a stream request asks for (``"chain"``: plugin states), or None."""
     states = req.get("chain") or []
     if not states:
         return None
-    return ChainStage(states, rate, extra_dirs=req.get("vst3_dirs") or ())
+    return ChainStage(states, rate, extra_dirs=req.get("vst3_dirs") or (), lead=int(req.get("lead_frames") or 0) or None)

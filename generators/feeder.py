@@ -23,7 +23,7 @@ import soundfile as sf
 
 from jackgen.bridge.instance import InstanceRings
 from jackgen.dsp.convert import StreamResampler, to_stereo
-from jackgen.generators.chainstage import REBUILD_AHEAD_S, ChainStage, stage_for
+from jackgen.generators.chainstage import ChainStage, stage_for
 from jackgen.generators.link import serve_stdin, stdout_emitter, write_primed
 
 log = logging.getLogger("jackgen.feeder")
@@ -87,13 +87,9 @@ class Feeder:
             prefill = int(req.get("prefill_frames", 0))
             resume_from = req.get("resume_from")
             stage = stage_for(req, out_rate)  # built on this thread, which also runs it
-            ahead = int(req.get("lead_frames") or 0) or None if stage else None
-            rebuild_ahead = None
             if stage is not None:
                 self._stages[track] = stage
-                prefill = min(prefill, ahead or prefill)
-                rebuild_ahead = min((ahead or 0) + int(REBUILD_AHEAD_S * out_rate), int(0.9 * ring.capacity))
-
+                prefill = min(prefill, stage.lead or prefill)
 
             def on_primed(frames: int) -> None:
                 self.emit({"event": "primed", "frames": frames, **base})
@@ -113,9 +109,9 @@ class Feeder:
                     if stage is not None:
                         out = stage.process(out, last=last)
                     written, primed = write_primed(ring, out, written, prefill, primed, on_primed, cancel.is_set,
-                                                   rebuild_ahead if stage and stage.rebuild_pending else ahead)
-                    if stage is not None and stage.rebuild_pending and ring.available() >= 0.75 * rebuild_ahead:
-                        stage.prepare()  # the ring holds enough old-chain audio to cover the plugin loads
+                                                   stage.max_ahead(ring) if stage else None)
+                    if stage is not None:
+                        stage.prepare_when_covered(ring)
                     if not primed and last:  # a file shorter than the prefill: all of it is in
                         primed = True
                         on_primed(written)

@@ -39,7 +39,7 @@ import numpy as np
 import soundfile as sf
 
 from jackgen.generators.backends import Backend, TakeContext, make_backend
-from jackgen.generators.chainstage import REBUILD_AHEAD_S, stage_for
+from jackgen.generators.chainstage import stage_for
 from jackgen.generators.job import JobError, JobSpec
 from jackgen.generators.link import EXIT_UNAVAILABLE, atomic_write_json, serve_stdin, stdout_emitter, write_primed
 
@@ -103,12 +103,10 @@ class StreamPump:
             with self.cv:
                 self.stage = stage
                 early, self.early = self.early, []
-            for c in early:
-                if stage is not None:
+            if stage is not None:
+                for c in early:
                     stage.submit(c)
-            ahead = int(self.chain_req.get("lead_frames") or 0) or None if self.stage else None
-            if ahead:
-                self.prefill = min(self.prefill, ahead)
+                self.prefill = min(self.prefill, stage.lead or self.prefill)
             self.ring.begin_stream(self.epoch, self.rate)
             while True:
                 with self.cv:
@@ -120,18 +118,18 @@ class StreamPump:
                     chunk = self.chunks.popleft()
                 if chunk is None or chunk is _FAILED:
                     state = "eos" if chunk is None else "error"
-                    if chunk is None and self.stage is not None:  # the chain's last frames
-                        self.frames += self.ring.write_blocking(self.stage.process(_FAILED, last=True),
-                                                                should_stop=self.stop.is_set, max_ahead=ahead)
+                    if chunk is None and stage is not None:  # the chain's last frames
+                        self.frames += self.ring.write_blocking(stage.process(_EMPTY, last=True),
+                                                                should_stop=self.stop.is_set,
+                                                                max_ahead=stage.max_ahead(self.ring))
                     break
-                if self.stage is not None:
-                    chunk = self.stage.process(chunk)
-                deep = min(ahead + int(REBUILD_AHEAD_S * self.rate), int(0.9 * self.ring.capacity)) if ahead else None
+                if stage is not None:
+                    chunk = stage.process(chunk)
                 self.frames, self.primed = write_primed(
                     self.ring, chunk, self.frames, self.prefill, self.primed, self._on_primed, self.stop.is_set,
-                    deep if self.stage is not None and self.stage.rebuild_pending else ahead)
-                if self.stage is not None and self.stage.rebuild_pending and self.ring.available() >= 0.75 * deep:
-                    self.stage.prepare()  # the ring holds enough old-chain audio to cover the plugin loads
+                    stage.max_ahead(self.ring) if stage is not None else None)
+                if stage is not None:
+                    stage.prepare_when_covered(self.ring)
             self.ring.end_stream(aborted=state != "eos")
         except Exception as e:  # the ring is gone (control restarted): nothing to feed
             log.warning("stream of job %s to track %d failed: %s", self.job_id, self.track + 1, e)
@@ -142,7 +140,8 @@ class StreamPump:
         self.emit({"event": "stream_end", "frames": self.frames, "state": state, **self._base()})
 
 
-_FAILED = np.zeros((0, 2), dtype=np.float32)
+_FAILED = np.zeros((0, 2), dtype=np.float32)  # queued by the job thread: the take failed (compared by identity)
+_EMPTY = np.zeros((0, 2), dtype=np.float32)
 
 
 class TakeWriter:

@@ -160,3 +160,20 @@ def test_bounce_equals_a_real_time_recording_of_the_session(jackgen, tmp_path):
         assert np.corrcoef(b[:n][ok, 0], rec.data[:n][ok, 0])[0, 1] > 0.99
     e = jg.cli("bounce", str(tmp_path / "x.wav"), "--session", "nope")
     assert e.returncode == 2 and "does not exist" in e.stderr
+
+
+def test_a_generated_take_plays_through_its_tracks_chain(jackgen):
+    jg = jackgen()
+    jg.api("POST", "/api/tracks/4/chain/add", {"plugin": "Gain", "params": {"gain_db": -6}})
+    r = jg.api("POST", "/api/music-generation", {"prompt": "house", "duration": 20, "track": 4, "seed": 8},
+               expect=202)
+    started = playing(jg, 4)["started_frame"]
+    rec = record(["jackgen:track_04_L", "jackgen:track_04_R"], 1.0)
+    job = wait_for(lambda: (j := jg.api("GET", f"/api/jobs/{r['job_id']}"))["status"] == "done" and j, 60, 0.1,
+                   "the job to finish")
+    take, _ = sf.read(job["outputs"][0]["path"], dtype="float32")  # the take is the generator's, dry
+    off = rec.start_frame - started
+    wet = take[off: off + rec.data.shape[0]] * np.float32(10 ** (-6 / 20))
+    assert np.abs(rec.data).max() > 0.01
+    if rec.xruns_during() == 0 and rec.gaps == 0:
+        assert np.abs(rec.data - wet).max() < 1e-4
