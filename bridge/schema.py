@@ -31,6 +31,8 @@ CMD_ARM = 9  # [op, track, epoch: int]  a clip waits in the ring; a trigger (not
 CMD_MAP_NOTE = 10  # [op, note 0-127, track or -1]  JACK MIDI note-on -> trigger that track
 CMD_GATE = 11  # [op, track, on]  note-off stops the track (gate mode)
 CMD_MIDI_CC = 12  # [op, on]  default CC mapping on/off: CC7/CC10 on channel N -> gain/pan of track N
+CMD_MASTER_GAIN = 13  # [op, gain_db]  mastering makeup gain (glides)
+CMD_MASTER_EQ = 14  # [op, band 0-3, type 0-5, freq, gain_db, q]  mastering EQ band (glides); type 0 = off
 # CMD_GAIN/PAN/MUTE/SOLO take an optional trailing at_frame: applied in the block
 # that contains that frame (OSC bundles with a future timetag).
 

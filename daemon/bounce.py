@@ -60,25 +60,67 @@ class _Source:
         return out
 
 
+LUFS_TOLERANCE = 0.5  # LU: a loudness-targeted bounce stops re-rendering once this close
+LUFS_PASSES = 4
+
+
 def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", stems: bool = False,
            rate: int = 48000, block: int = 512, tail_s: float = 0.0,
-           progress: Callable[[float], None] | None = None) -> dict:
+           progress: Callable[[float], None] | None = None, lufs: float | None = None) -> dict:
+    """Render ``session``; with ``lufs`` the master's makeup gain is set so the bounce's
+    integrated loudness lands within LUFS_TOLERANCE of it (the limiter holds the ceiling,
+    so loud targets take a pass or two more: each pass measures and corrects)."""
     if fmt not in FORMATS:
         raise JackgenError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if lufs is not None and not -60.0 <= lufs <= 0.0:
+        raise JackgenError(f"loudness target must be between -60 and 0 LUFS, got {lufs:g}")
     session_dir = cfg.session_dir(session)
     sj = session_dir / "session.json"
     if not sj.is_file():
         raise JackgenError(f"session {session!r} does not exist (no {sj})")
     data = json.loads(sj.read_text())
     tracks = (data.get("tracks") or [])[:N_TRACKS]
-    sources: dict[int, _Source] = {}
-    for t, tr in enumerate(tracks):
-        if tr.get("armed"):
-            if not Path(tr["armed"]).is_file():
-                raise JackgenError(f"track {t + 1}'s clip {tr['armed']} is missing")
-            sources[t] = _Source(tr["armed"], rate, tr.get("chain") or [], cfg.plugins.vst3_dirs)
-    if not sources:
+    master_settings = dict(data.get("master") or {})
+    armed = {t: tr for t, tr in enumerate(tracks) if tr.get("armed")}
+    for t, tr in armed.items():
+        if not Path(tr["armed"]).is_file():
+            raise JackgenError(f"track {t + 1}'s clip {tr['armed']} is missing")
+    if not armed:
         raise JackgenError(f"session {session!r} has no armed clips to bounce (jackgen load TRACK FILE)")
+    out_path = Path(out) if out else session_dir / "bounces" / f"{session}-{time.strftime('%Y%m%d-%H%M%S')}.{'flac' if fmt == 'flac' else 'wav'}"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    passes = []
+    for p in range(LUFS_PASSES if lufs is not None else 1):
+        def prog(f: float, p=p) -> None:  # passes share the bar; one that lands early jumps to the end
+            if progress is not None:
+                progress((p + f) / LUFS_PASSES if lufs is not None else f)
+        info = _render(cfg, tracks, armed, master_settings, out_path, fmt, stems, rate, block, tail_s, prog)
+        passes.append({"gain_db": round(float(master_settings.get("gain_db", 0.0)), 2),
+                       "integrated_lufs": info["integrated_lufs"]})
+        if lufs is None or info["integrated_lufs"] is None:
+            break
+        err = lufs - info["integrated_lufs"]
+        if abs(err) <= LUFS_TOLERANCE:
+            break
+        master_settings["gain_db"] = float(min(24.0, max(-60.0, master_settings.get("gain_db", 0.0) + err)))
+    if progress is not None:
+        progress(1.0)
+    took = time.perf_counter() - t0
+    info["render_s"] = round(took, 3)
+    info["realtime_factor"] = round(info["seconds"] * len(passes) / took, 1) if took else None
+    if lufs is not None:
+        info["loudness_target_lufs"] = lufs
+        info["passes"] = passes
+    info["master"] = {"gain_db": round(float(master_settings.get("gain_db", 0.0)), 2),
+                      "eq": master_settings.get("eq") or [], "ceiling_dbtp": cfg.engine.limiter_ceiling_db}
+    return info
+
+
+def _render(cfg: Config, tracks: list[dict], armed: dict[int, dict], master_settings: dict, out_path: Path,
+            fmt: str, stems: bool, rate: int, block: int, tail_s: float,
+            progress: Callable[[float], None]) -> dict:
+    sources = {t: _Source(tr["armed"], rate, tr.get("chain") or [], cfg.plugins.vst3_dirs) for t, tr in armed.items()}
     length = max(s.frames + (s.stage.latency if s.stage else 0) for s in sources.values()) + int(tail_s * rate)
     t0 = time.perf_counter()
     inst = f"bounce-{os.getpid()}"
@@ -88,6 +130,7 @@ def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", s
         core = EngineCore(rings.tracks, rings.commands, rings.events, rate, block,
                           max_commands_per_block=1024, fade_ms=e.fade_ms, gain_smoothing_ms=e.gain_smoothing_ms,
                           limiter_ceiling_db=e.limiter_ceiling_db, limiter_release_ms=e.limiter_release_ms,
+                          limiter_lookahead_ms=e.limiter_lookahead_ms, master=master_settings,
                           meter_hz=e.meter_hz)
         drv = OfflineDriver(core, start_frame=0)
         for t, tr in enumerate(tracks):
@@ -100,8 +143,6 @@ def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", s
         for t in sources:
             rings.commands.put(S.pack(S.CMD_PLAY, t, 1, start, 0))
         fmt_name, subtype = FORMATS[fmt]
-        out_path = Path(out) if out else session_dir / "bounces" / f"{session}-{time.strftime('%Y%m%d-%H%M%S')}.{'flac' if fmt == 'flac' else 'wav'}"
-        out_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = out_path.with_name(f".{out_path.name}.part")
         master = sf.SoundFile(str(tmp), "w", rate, 2, subtype, format=fmt_name)
         stem_files = {}
@@ -112,8 +153,9 @@ def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", s
                 stem_files[t] = sf.SoundFile(str(stem_dir / f"track_{t + 1:02d}.{out_path.suffix[1:]}"), "w", rate,
                                              2, subtype, format=fmt_name)
         peak = 0.0
+        lat = core.master.latency  # the master comes out this much later than the tracks: written aligned
         written = -start
-        while written < length:
+        while written < length + lat:
             for t, src in sources.items():
                 ring = rings.tracks[t]
                 if src.done and not src.buf.shape[0]:
@@ -130,16 +172,19 @@ def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", s
             track_out, master_out = drv.run_block(block)
             while rings.events.get() is not None:  # meters and status: nobody listens offline
                 pass
-            if written >= 0:  # (2, n) planar rows, as the ports get them; the last block cut to length
-                k = min(block, length - written)
-                m = master_out[:, :k].T
+            # (2, n) planar rows, as the ports get them; each file cut to [0, length)
+            a, b = max(0, -written), min(block, length - written)
+            if b > a:
+                for t, f in stem_files.items():
+                    f.write(track_out[t, :, a:b].T)
+            a, b = max(0, lat - written), min(block, length + lat - written)
+            if b > a:
+                m = master_out[:, a:b].T
                 master.write(m)
                 peak = max(peak, float(np.abs(m).max()))
-                for t, f in stem_files.items():
-                    f.write(track_out[t, :, :k].T)
             written += block
-            if progress is not None and written > 0:
-                progress(min(1.0, written / length))
+            if written > 0:
+                progress(min(1.0, written / (length + lat)))
         master.close()
         for f in stem_files.values():
             f.close()

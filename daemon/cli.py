@@ -276,6 +276,37 @@ def render(
 
 
 @app.command(context_settings=NUMERIC_ARGS)
+def master(
+    gain: Optional[float] = typer.Option(None, "--gain", help="Makeup gain into the limiter, dB."),
+    eq: Optional[list[str]] = typer.Option(None, "--eq", help="BAND:TYPE[:FREQ[:GAIN_DB[:Q]]], e.g. 1:lowshelf:100:2 or 3:off (repeatable; types: lowshelf peak highshelf highpass lowpass off)."),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """The master bus's mastering section: EQ (4 bands), makeup gain, true-peak limiter. No options: show it."""
+    cfg = _config(config)
+    if gain is None and not eq:
+        _print(_api(cfg, "GET", "/api/master"))
+        return
+    bands = []
+    for spec in eq or []:
+        parts = spec.split(":")
+        if len(parts) < 2 or len(parts) > 5:
+            _fail(f"--eq takes BAND:TYPE[:FREQ[:GAIN_DB[:Q]]], got {spec!r}")
+        try:
+            band = {"band": int(parts[0]), "type": parts[1]}
+            for key, v in zip(("freq", "gain_db", "q"), parts[2:]):
+                band[key] = float(v)
+        except ValueError:
+            _fail(f"--eq {spec!r}: band is a number 1-4, and freq, gain and q are numbers")
+        bands.append(band)
+    body: dict = {}
+    if gain is not None:
+        body["gain_db"] = gain
+    if bands:
+        body["eq"] = bands
+    _print(_api(cfg, "POST", "/api/master", body))
+
+
+@app.command(context_settings=NUMERIC_ARGS)
 def chain(
     track: str = typer.Argument(..., help="Track 1-16."),
     action: str = typer.Argument("list", help="add PLUGIN | list | remove I | bypass I on|off | set I NAME VALUE | move I TO"),
@@ -336,9 +367,10 @@ def bounce(
     stems: bool = typer.Option(False, help="Also write each track, post-fader, beside the master."),
     rate: int = typer.Option(48000, help="Sample rate."),
     tail: float = typer.Option(2.0, help="Seconds rendered after the longest clip (reverb and delay tails)."),
+    lufs: Optional[float] = typer.Option(None, "--lufs", help="Loudness target, e.g. -14: the master's makeup gain is set (re-rendering if needed) so the bounce measures this integrated LUFS."),
     config: Optional[str] = ConfigOpt,
 ) -> None:
-    """Render the session offline (armed clips from the start, chains, mixer, master limiter), faster than real time."""
+    """Render the session offline (armed clips from the start, chains, mixer, mastering EQ and true-peak limiter), faster than real time."""
     from rich.progress import Progress
 
     from jackgen.daemon.bounce import bounce as run_bounce
@@ -350,7 +382,7 @@ def bounce(
         with Progress(transient=True) as bar:
             task = bar.add_task("bouncing", total=1.0)
             info = run_bounce(cfg, session or cfg.control.session, out and _abs(out), fmt, stems, rate,
-                              tail_s=tail, progress=lambda f: bar.update(task, completed=f))
+                              tail_s=tail, progress=lambda f: bar.update(task, completed=f), lufs=lufs)
     except JackgenError as e:
         _fail(str(e))
         raise

@@ -17,8 +17,9 @@ Example (every key shown with its default)::
     max_commands_per_block = 64
     fade_ms = 3.0                   # underrun / stop fade
     gain_smoothing_ms = 10.0
-    limiter_ceiling_db = -0.3
+    limiter_ceiling_db = -0.3         # master true-peak ceiling (dBTP, 4x oversampled detection)
     limiter_release_ms = 80.0
+    limiter_lookahead_ms = 1.5        # master latency = look-ahead + 10 frames (reported on master_L/R)
     ring_seconds = 2.0              # per-track ring, rounded up to a power of two frames
     meter_hz = 30.0
 
@@ -75,6 +76,7 @@ class EngineConfig(_Section):
     gain_smoothing_ms: float = Field(10.0, ge=0.0, le=1000.0)
     limiter_ceiling_db: float = Field(-0.3, ge=-24.0, le=0.0)
     limiter_release_ms: float = Field(80.0, ge=1.0, le=5000.0)
+    limiter_lookahead_ms: float = Field(1.5, ge=0.1, le=10.0)
     ring_seconds: float = Field(2.0, ge=0.1, le=60.0)
     meter_hz: float = Field(30.0, ge=1.0, le=100.0)
 

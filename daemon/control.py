@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -36,6 +37,8 @@ from jackgen.daemon.jobs import JobBoard
 from jackgen.daemon.midimap import ACTIONS, MidiMap, MidiMapError, decode
 from jackgen.generators.job import TAKE_RE
 from jackgen.generators.link import atomic_write_json
+from jackgen.dsp.master import EQ_BANDS, EQ_TYPES, check_band, master_latency
+from jackgen.dsp.plugins import PluginError
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB, cc_to_gain_db, cc_to_pan
 
 log = logging.getLogger("jackgen.control")
@@ -188,6 +191,7 @@ class Control:
         self.session = session or cfg.control.session
         self.session_dir = cfg.session_dir(self.session)
         self.tracks = [TrackState() for _ in range(N_TRACKS)]
+        self.master = default_master()
         self.tempo = TempoMap(cfg.control.tempo_bpm, cfg.control.beats_per_bar)
         self.clock = EngineClock()
         self.tempo_source = "jackgen"  # or "jack transport" while a timebase master rolls
@@ -248,6 +252,7 @@ class Control:
                 tr.solo = bool(d.get("solo", False))
                 tr.armed = d.get("armed")
                 tr.chain = [c for c in d.get("chain") or [] if isinstance(c, dict) and c.get("plugin")]
+            self.master = load_master(data.get("master"))
             self.tempo.bpm = float(data.get("tempo_bpm", self.tempo.bpm))
             self.tempo.beats_per_bar = int(data.get("beats_per_bar", self.tempo.beats_per_bar))
             log.info("session '%s' loaded from %s", self.session, path)
@@ -287,6 +292,7 @@ class Control:
                 "tempo_bpm": self.tempo.bpm,
                 "beats_per_bar": self.tempo.beats_per_bar,
                 "tracks": [t.persisted() for t in self.tracks],
+                "master": self.master,
             },
         )
 
@@ -452,6 +458,7 @@ class Control:
 
     def _replay_state(self) -> None:
         self._send_midi_map()
+        self._send_master()
         for t, tr in enumerate(self.tracks):
             self.send(S.CMD_GAIN, t, tr.gain_db)
             self.send(S.CMD_PAN, t, tr.pan)
@@ -787,6 +794,51 @@ class Control:
         else:
             self.send(op, t, value)
 
+    # ---------------------------------------------------------------- mastering
+    def _send_master(self) -> None:
+        self.send(S.CMD_MASTER_GAIN, float(self.master["gain_db"]))
+        for b, band in enumerate(self.master["eq"]):
+            self.send(S.CMD_MASTER_EQ, b, EQ_TYPES[band["type"]], band["freq"], band["gain_db"], band["q"])
+
+    def master_info(self) -> dict:
+        e = self.cfg.engine
+        rate = self.sample_rate or 48000
+        return {**self.master, "ceiling_dbtp": e.limiter_ceiling_db, "release_ms": e.limiter_release_ms,
+                "latency_frames": master_latency(rate, e.limiter_lookahead_ms)}
+
+    def set_master(self, gain_db: object = None, eq: object = None) -> dict:
+        """Makeup gain (dB) and/or EQ bands ([{band 1-4, type, freq, gain_db, q}, …]); all checked before any applies."""
+        if gain_db is None and eq is None:
+            raise JackgenError("nothing to set: give gain_db and/or eq")
+        new_gain = self.master["gain_db"]
+        if gain_db is not None:
+            if isinstance(gain_db, bool) or not isinstance(gain_db, (int, float)) or not math.isfinite(gain_db):
+                raise JackgenError(f"master gain_db must be a number, got {gain_db!r}")
+            if not MIN_GAIN_DB <= gain_db <= MAX_GAIN_DB:
+                raise JackgenError(f"master gain_db must be between {MIN_GAIN_DB:g} and {MAX_GAIN_DB:g}, got {gain_db:g}")
+            new_gain = float(gain_db)
+        bands = [dict(b) for b in self.master["eq"]]
+        if eq is not None:
+            if isinstance(eq, dict):
+                eq = [eq]
+            if not isinstance(eq, list) or not eq:
+                raise JackgenError("eq must be a list of bands: [{band: 1-4, type, freq, gain_db, q}]")
+            for item in eq:
+                if not isinstance(item, dict):
+                    raise JackgenError(f"an EQ band is an object, got {item!r}")
+                b = item.get("band")
+                if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= EQ_BANDS:
+                    raise JackgenError(f"EQ band must be 1-{EQ_BANDS}, got {b!r}")
+                merged = {**bands[b - 1], **{k: v for k, v in item.items() if k != "band"}}
+                try:
+                    bands[b - 1] = check_band(merged)
+                except PluginError as e:
+                    raise JackgenError(f"EQ band {b}: {e}") from None
+        self.master = {"gain_db": new_gain, "eq": bands}
+        self._send_master()
+        self.save_session()
+        return self.master_info()
+
     def set_gain(self, track: object, gain_db: object, at_frame: int | None = None) -> dict:
         t = check_track(track)
         g = check_finite("gain", gain_db, MIN_GAIN_DB, MAX_GAIN_DB, "dB")
@@ -972,6 +1024,7 @@ class Control:
                 await self.stop_track(t + 1)
         self.session, self.session_dir = name, folder
         self.tracks = [TrackState() for _ in range(N_TRACKS)]
+        self.master = default_master()
         self.load_session()
         if self.engine_status:
             self._replay_state()
@@ -1141,6 +1194,7 @@ class Control:
             "midi_events": int(st.get("midi_events", 0)),
             "late_timed": int(st.get("late_timed", 0)),
             "master_peak": self.meters.get("master_peak"),
+            "master": self.master_info(),
             "tracks": tracks,
             "jobs": self.jobs.summary() if self.jobs else [],
             "queue_length": self.jobs.queue_length() if self.jobs else 0,
@@ -1238,3 +1292,24 @@ async def serve(control: Control) -> int:
         await asyncio.wait_for(serve_task, 5.0)
     await control.stop()
     return code
+
+
+def default_master() -> dict:
+    return {"gain_db": 0.0, "eq": [check_band({"type": "off"}) for _ in range(EQ_BANDS)]}
+
+
+def load_master(data: object) -> dict:
+    """The session's mastering settings; what does not check out is reset (and logged)."""
+    m = default_master()
+    if not isinstance(data, dict):
+        return m
+    try:
+        g = data.get("gain_db", 0.0)
+        if isinstance(g, (int, float)) and not isinstance(g, bool) and MIN_GAIN_DB <= g <= MAX_GAIN_DB:
+            m["gain_db"] = float(g)
+        for b, band in enumerate((data.get("eq") or [])[:EQ_BANDS]):
+            m["eq"][b] = check_band(band)
+    except PluginError as e:
+        log.error("the session's master EQ is invalid (%s); using a flat EQ", e)
+        m["eq"] = default_master()["eq"]
+    return m

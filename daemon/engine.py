@@ -36,6 +36,7 @@ from jackgen.bridge.schema import MAX_MIDI_EVENTS_PER_BLOCK
 from jackgen.daemon.config import Config
 from jackgen.daemon.jacktime import ffi as _jt_ffi
 from jackgen.daemon.jacktime import lib as _jt_lib
+from jackgen.daemon.jacktime import report_output_latency
 from jackgen.daemon.proctitle import set_title
 from jackgen.daemon.rt import EngineCore
 from jackgen.daemon.sdnotify import notify
@@ -111,6 +112,7 @@ class JackDriver:
             gain_smoothing_ms=e.gain_smoothing_ms,
             limiter_ceiling_db=e.limiter_ceiling_db,
             limiter_release_ms=e.limiter_release_ms,
+            limiter_lookahead_ms=e.limiter_lookahead_ms,
             meter_hz=e.meter_hz,
         )
         # The kernel copies all 34 rows to the port buffers in one call, calling
@@ -143,6 +145,8 @@ class JackDriver:
         counter_ptr = jack_ffi.cast("void *", kffi.cast("uintptr_t", kffi.from_buffer(self.xrun_counter)))
         if jack_lib.jack_set_xrun_callback(self._client_ptr, count_fn, counter_ptr) != 0:
             raise jack.JackError("could not set the xrun callback")
+        # the mastering limiter's look-ahead delays master_L/R: say so, for recorders to align
+        self._latency_cb = report_output_latency(c, self.outports[-2:], self.core.master.latency)
         c.set_blocksize_callback(self._blocksize)
         c.set_samplerate_callback(self._samplerate)
         c.set_shutdown_callback(self._shutdown)

@@ -116,6 +116,15 @@ def build_app(control: Control) -> FastAPI:
     async def tempo(request: Request) -> dict:
         return control.set_tempo(_require(await _body(request), "bpm"))
 
+    @app.get("/api/master")
+    async def master() -> dict:
+        return control.master_info()
+
+    @app.post("/api/master")
+    async def master_set(request: Request) -> dict:
+        body = await _body(request)
+        return control.set_master(body.get("gain_db"), body.get("eq"))
+
     @app.get("/api/tracks/{track}/chain")
     async def chain(track: str) -> dict:
         return control.chain_list(track)

@@ -346,6 +346,20 @@ class OscControl:
         if addr == "/jackgen/tempo":
             c.set_tempo(_number(addr, _one_arg(addr, args)))
             return
+        if addr == "/jackgen/master/gain":
+            c.set_master(gain_db=_number(addr, _one_arg(addr, args)))
+            return
+        if addr == "/jackgen/master/eq":
+            # i band, s type, f freq, f gain_db [, f q]
+            if len(args) not in (4, 5) or isinstance(args[0], bool) or not isinstance(args[0], int) \
+                    or not isinstance(args[1], str):
+                raise JackgenError(f"{addr} takes i band (1-4), s type, f freq, f gain_db [, f q]")
+            band = {"band": args[0], "type": args[1], "freq": _number(addr, args[2]),
+                    "gain_db": _number(addr, args[3])}
+            if len(args) == 5:
+                band["q"] = _number(addr, args[4])
+            c.set_master(eq=[band])
+            return
         if addr in ("/jackgen/transport/start", "/jackgen/transport/stop"):
             await c.transport(addr.rsplit("/", 1)[1])
             return

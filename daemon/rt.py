@@ -40,6 +40,7 @@ from jackgen.bridge._ringc import lib as ringlib
 from jackgen.bridge.ring import AudioRing, MessageRing
 from jackgen.dsp._kernels import ffi as kffi
 from jackgen.dsp._kernels import lib as klib
+from jackgen.dsp.master import MasterSection
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB, cc_to_gain_db, cc_to_pan, fade_curve, track_gains
 
 CHANNELS = 2
@@ -75,6 +76,8 @@ class EngineCore:
         gain_smoothing_ms: float = 10.0,
         limiter_ceiling_db: float = -0.3,
         limiter_release_ms: float = 80.0,
+        limiter_lookahead_ms: float = 1.5,
+        master: dict | None = None,
         meter_hz: float = 30.0,
         status_hz: float = 4.0,
     ) -> None:
@@ -157,11 +160,12 @@ class EngineCore:
         self.cb_sum_ns = 0
         self.cb_count = 0
 
-        # Safety limiter state for the kernel: gain, ceiling, per-block release coefficient.
-        self.limiter_ceiling = float(10.0 ** (limiter_ceiling_db / 20.0))
-        self.limiter_release_s = limiter_release_ms / 1000.0
-        self.lim_state = np.array([1.0, self.limiter_ceiling, 0.0], dtype=np.float32)
-        self._p_lim = _fptr(self.lim_state)
+        # Mastering section (EQ, makeup gain, true-peak limiter): one kernel call per block.
+        m = master or {}
+        self.master = MasterSection(sample_rate, ceiling_db=limiter_ceiling_db, lookahead_ms=limiter_lookahead_ms,
+                                    release_ms=limiter_release_ms, gain_db=float(m.get("gain_db", 0.0)),
+                                    eq=m.get("eq") or [])
+        self._ms = self.master.s
         self.limiter_blocks = 0
 
         self.meter_interval = max(1, int(sample_rate / meter_hz))
@@ -208,7 +212,7 @@ class EngineCore:
         self.master_out = self.out[T]
         self._p_out = _fptr(self.out)
         self._p_master = _fptr(self.master_out)
-        self.lim_state[2] = 1.0 - math.exp(-n / (self.limiter_release_s * self.sample_rate))
+        self.master.set_block_size(n)
         self.n = n
 
     def warm_up(self, blocks: int = 200) -> None:
@@ -283,7 +287,7 @@ class EngineCore:
         else:
             klib.jg_mix_block(self._p_tb_k, self._p_active, self._p_cur, self._p_cur, T, n, self._p_out,
                               self._p_tpeak, self._p_tsumsq)
-        if klib.jg_limit_block(self._p_master, n, self._p_lim):
+        if klib.jg_master_block(self._ms, self._p_master, n):
             self.limiter_blocks += 1
         klib.jg_meter_rows(self._p_master, CHANNELS, n, self._p_mpeak, self._p_msumsq)
         self.blocks += 1
@@ -395,6 +399,15 @@ class EngineCore:
             return
         if op == S.CMD_MIDI_CC:
             self.midi_cc = bool(c[1])
+            return
+        if op == S.CMD_MASTER_GAIN:
+            g = float(c[1])
+            if not math.isfinite(g):
+                raise ValueError("master gain not finite")
+            self.master.set_gain(min(MAX_GAIN_DB, max(MIN_GAIN_DB, g)))
+            return
+        if op == S.CMD_MASTER_EQ:
+            self.master.set_band(int(c[1]), int(c[2]), float(c[3]), float(c[4]), float(c[5]))
             return
         t = int(c[1])
         if not 0 <= t < (128 if op == S.CMD_MAP_NOTE else self.n_tracks):

@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal import correlate
 
 from jackgen.daemon.recorder import record
+from jackgen.dsp.mix import true_peak_dbfs
 from jackgen.dsp.plugins import Chain
 from tests.conftest import wait_for
 
@@ -23,6 +25,23 @@ def tone(path, seconds: float, level: float = 0.25, noise: float = 0.05):
     x = level * np.sin(2 * np.pi * 220 * t)[:, None] + noise * rng.standard_normal((n, 2))
     sf.write(str(path), x.astype(np.float32), RATE, subtype="FLOAT")
     return x.astype(np.float32)
+
+
+def matching_chunks(ref: np.ndarray, cap: np.ndarray, chunk: int = RATE // 8, reach: int = 4096) -> float:
+    """Share of ``chunk``-frame pieces of ``cap`` equal (within 1e-4) to ``ref`` at some lag
+    within ``reach``: a capture an xrun moved by a block or two still lines up piecewise."""
+    hits = total = 0
+    for i in range(reach, cap.shape[0] - chunk - reach, chunk):
+        piece = cap[i : i + chunk]
+        if not piece.any():
+            continue  # a cycle the recorder missed
+        total += 1
+        window = ref[i - reach : i + chunk + reach]
+        w, p = window[:, 0].astype(np.float64), piece[:, 0].astype(np.float64)
+        energy = np.convolve(w * w, np.ones(chunk), mode="valid")  # sum of w^2 under each lag
+        lag = int(np.argmin(energy - 2 * correlate(w, p, mode="valid")))  # least squared difference
+        hits += np.abs(window[lag : lag + chunk] - piece).max() < 1e-4
+    return hits / max(total, 1)
 
 
 def playing(jg, t: int) -> dict:
@@ -134,6 +153,12 @@ def test_bounce_equals_a_real_time_recording_of_the_session(jackgen, tmp_path):
     jg.api("POST", "/api/tracks/2/chain/add", {"plugin": "Gain", "params": {"gain_db": -6}})
     jg.api("POST", "/api/tracks/1/gain", {"db": -3})
     jg.api("POST", "/api/tracks/2/pan", {"pan": 0.5})
+    # a hot master: the EQ and makeup gain push the mix ~8 dB over the ceiling, so the limiter works
+    m = jg.api("POST", "/api/master", {"gain_db": 8.0, "eq": [{"band": 1, "type": "lowshelf", "freq": 150, "gain_db": 3},
+                                                                {"band": 2, "type": "peak", "freq": 2500, "gain_db": -2,
+                                                                 "q": 1.2}]})
+    assert m["eq"][0]["type"] == "lowshelf" and m["eq"][2]["type"] == "off" and m["gain_db"] == 8.0
+    lat = m["latency_frames"]
     jg.api("POST", "/api/tracks/1/load", {"file": str(tmp_path / "a.wav")})
     jg.api("POST", "/api/tracks/2/load", {"file": str(tmp_path / "b.wav")})
     for t in (1, 2):
@@ -141,7 +166,7 @@ def test_bounce_equals_a_real_time_recording_of_the_session(jackgen, tmp_path):
     at = jg.sync() + RATE // 2
     for t in (1, 2):
         jg.api("POST", f"/api/tracks/{t}/play", {"at": at})
-    rec = record(["jackgen:master_L", "jackgen:master_R"], 3.2, start_at=at)
+    rec = record(["jackgen:master_L", "jackgen:master_R"], 3.2, start_at=at + lat)
     out = tmp_path / "bounce.wav"
     p = jg.cli("bounce", str(out), "--session", "test", "--format", "32f", "--tail", "0.21", "--stems")
     assert p.returncode == 0, p.stderr
@@ -152,12 +177,13 @@ def test_bounce_equals_a_real_time_recording_of_the_session(jackgen, tmp_path):
     assert rate == RATE and b.shape[0] == 3 * RATE + int(0.21 * RATE)  # not rounded up to a block
     assert sorted(x.name for x in (tmp_path / "bounce").iterdir()) == ["track_01.wav", "track_02.wav"]
     n = min(b.shape[0], rec.data.shape[0])
-    assert 0.05 < np.abs(b[:n]).max() <= 10 ** (-0.3 / 20) + 1e-6  # the master limiter's ceiling
+    assert info["master"]["gain_db"] == 8.0 and info["true_peak_dbtp"] <= -0.3
+    assert true_peak_dbfs(b) <= -0.3 and true_peak_dbfs(rec.data) <= -0.3  # 4x oversampled, bounce and live
+    assert np.abs(b[:n]).max() > 10 ** (-2.0 / 20)  # loud: the limiter held it, nothing pulled it down further
     if rec.xruns_during() == 0 and rec.gaps == 0:
         assert np.abs(b[:n] - rec.data[:n]).max() < 1e-4
     else:  # a disturbed capture still lines up where it was not disturbed
-        ok = rec.valid[:n] if rec.valid is not None else np.ones(n, bool)
-        assert np.corrcoef(b[:n][ok, 0], rec.data[:n][ok, 0])[0, 1] > 0.99
+        assert matching_chunks(b[:n], rec.data[:n]) >= 0.75
     e = jg.cli("bounce", str(tmp_path / "x.wav"), "--session", "nope")
     assert e.returncode == 2 and "does not exist" in e.stderr
 
@@ -177,3 +203,32 @@ def test_a_generated_take_plays_through_its_tracks_chain(jackgen):
     assert np.abs(rec.data).max() > 0.01
     if rec.xruns_during() == 0 and rec.gaps == 0:
         assert np.abs(rec.data - wet).max() < 1e-4
+
+
+def test_mastering_over_osc_cli_and_http_checked_and_kept_across_a_restart(jackgen):
+    from tests.integration.test_generate import osc_udp, read_osc
+
+    jg = jackgen()
+    s = osc_udp(jg.osc_port, "/jackgen/master/eq", 1, "lowshelf", 100.0, 3.0)
+    bad = osc_udp(jg.osc_port, "/jackgen/master/eq", 9, "peak", 1000.0, 1.0)
+    assert read_osc(bad)[0] == "/jackgen/error"
+    bad = osc_udp(jg.osc_port, "/jackgen/master/gain", "loud")
+    assert read_osc(bad)[0] == "/jackgen/error"
+    s.close()
+    p = jg.cli("master", "--gain", "2.5", "--eq", "2:peak:2500:-2:1.5")
+    assert p.returncode == 0, p.stderr
+    p = jg.cli("master", "--eq", "2:tilt")
+    assert p.returncode == 2 and "type must be one of" in p.stderr
+    for body, words in (({"gain_db": "x"}, "must be a number"), ({"eq": [{"band": 5}]}, "band must be 1-4"),
+                        ({}, "nothing to set"), ({"gain_db": 99}, "between"),
+                        ({"eq": [{"band": 1, "freq": 5}]}, "freq must be between")):
+        r = jg.api("POST", "/api/master", body, expect=400)
+        assert words in r["error"], (body, r)
+    m = jg.api("GET", "/api/master")
+    assert m["gain_db"] == 2.5 and m["ceiling_dbtp"] == -0.3 and m["latency_frames"] == 82
+    assert [b["type"] for b in m["eq"]] == ["lowshelf", "peak", "off", "off"]
+    assert m["eq"][0]["freq"] == 100.0 and m["eq"][1]["q"] == 1.5
+    jg.sync()
+    jg.stop()
+    m2 = jackgen().api("GET", "/api/master")
+    assert m2 == m

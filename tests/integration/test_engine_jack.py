@@ -17,6 +17,7 @@ import threading
 import time
 
 import httpx
+import jack
 import numpy as np
 import pytest
 import soundfile as sf
@@ -24,6 +25,7 @@ import soundfile as sf
 from jackgen.bridge import schema as S
 from jackgen.bridge.instance import InstanceRings
 from jackgen.bridge.ring import AudioRing, ring_name
+from jackgen.daemon.jacktime import capture_latency
 from jackgen.daemon.recorder import record
 from tests.conftest import unique_instance, wait_for
 
@@ -104,9 +106,17 @@ def test_file_on_track_3_comes_out_of_track_and_master_exactly(jackgen, tmp_path
     f = write_wav(tmp_path / "noise.wav", x)
     rec, at, lead = exact_capture(jg, f, 3, x, extra_ports=("master_L", "master_R"))
     k = lead + PLAYBACK_OFFSET_FRAMES
+    lat = jg.status()["master"]["latency_frames"]  # the mastering limiter's look-ahead (a pure delay below the ceiling)
+    assert lat == int(round(0.0015 * 48000)) + 10
+    client = jack.Client("latency-probe", no_start_server=True)
+    try:  # what Ardour reads to align its recordings of our ports
+        assert capture_latency(client, "jackgen:master_L") == (lat, lat)
+        assert capture_latency(client, "jackgen:track_03_R") == (0, 0)
+    finally:
+        client.close()
     y = rec.data
-    assert np.array_equal(y[k : k + len(x), 2:4], x), "master differs from the file (unity gain, centre pan)"
-    assert not y[:k].any(), "nothing before the scheduled frame"
+    assert np.array_equal(y[k + lat : k + lat + len(x), 2:4], x), "master differs from the file (unity gain, centre pan)"
+    assert not y[:k].any() and not y[: k + lat, 2:4].any(), "nothing before the scheduled frame"
     st = wait_for(lambda: (s := jg.status())["tracks"][2]["state"] == "ended" and s, 5, what="track 3 to end")
     assert st["tracks"][2]["started_frame"] == at
     assert st["tracks"][2]["ended_frame"] == at + len(x)
@@ -137,6 +147,7 @@ def test_gain_mute_and_solo_land_at_the_next_block(jackgen, tmp_path):
     rec = bg.get()
     t1, m = rec.data[:, 0], rec.data[:, 1]
     frame = rec.start_frame + np.arange(len(t1))
+    mframe = frame - jg.status()["master"]["latency_frames"]  # the master leaves this much later
     target = 0.25 * 10 ** (-6 / 20)
 
     changed = frame[np.argmax(np.abs(t1 - 0.25) > 1e-6)]
@@ -151,13 +162,13 @@ def test_gain_mute_and_solo_land_at_the_next_block(jackgen, tmp_path):
     assert np.abs(np.diff(t1))[both].max() < 0.002, "zipper noise"
 
     # mute track 2: master drops from target + 0.125 to target
-    muted = frame[(frame > q0) & (np.abs(m - (target + 0.125)) > 1e-6)][0]
+    muted = mframe[(mframe > q0) & (np.abs(m - (target + 0.125)) > 1e-6)][0]
     assert q0 < muted <= q1
-    assert np.allclose(m[(frame > q1 + 1024) & (frame < s0) & ok], target, atol=1e-6)
+    assert np.allclose(m[(mframe > q1 + 1024) & (mframe < s0) & ok], target, atol=1e-6)
     # solo track 2 (muted): every other track is silenced, master goes quiet
-    soloed = frame[(frame > s0) & (np.abs(m - target) > 1e-6)][0]
+    soloed = mframe[(mframe > s0) & (np.abs(m - target) > 1e-6)][0]
     assert s0 < soloed <= s1
-    assert np.allclose(m[(frame > s1 + 1024) & ok], 0.0, atol=1e-6)
+    assert np.allclose(m[(mframe > s1 + 1024) & ok], 0.0, atol=1e-6)
 
 
 def test_underrun_gives_silence_and_is_counted_and_the_track_recovers(jackgen, tmp_path):

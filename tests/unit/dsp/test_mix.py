@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from jackgen.dsp._kernels import ffi, lib
-from jackgen.dsp.limiter import SafetyLimiter
 from jackgen.dsp.mix import balance_pan, db_to_lin, fade_curve, lin_to_db, peak_and_sumsq, track_gains
 
 BLOCK_SIZES = [1, 33, 256, 4096]
@@ -97,34 +96,6 @@ def test_mix_at_unity_is_bit_exact():
     lib.jg_mix_block(p(tb), p(np.ones(T, np.uint8), "uint8_t *"), p(g), p(g), T, n, p(out),
                      p(np.zeros((T, 2), np.float32)), p(np.zeros((T, 2)), "double *"))
     assert np.array_equal(out[2], tb[2].T) and np.array_equal(out[T], tb[2].T)
-
-
-@pytest.mark.parametrize("n", BLOCK_SIZES)
-def test_limiter_kernel_matches_reference_and_never_passes_the_ceiling(n):
-    rate = 48000
-    rng = np.random.default_rng(n + 1)
-    ceiling_db = -0.3
-    ref = SafetyLimiter(rate, max(n, 4096), 2, ceiling_db, 80.0)
-    ref.set_block_size(n)
-    state = np.array([1.0, ref.ceiling, 1.0 - math.exp(-n / (0.08 * rate))], np.float32)
-    blocks = max(4, 20000 // n)
-    for b in range(blocks):
-        level = 3.0 if (b // max(1, blocks // 4)) % 2 == 0 else 0.3  # loud, quiet, loud, quiet
-        x = rng.uniform(-level, level, (n, 2)).astype(np.float32)
-        planar = x.T.copy()  # a copy even for n == 1, where x.T is already contiguous
-        lib.jg_limit_block(p(planar), n, p(state))
-        ref.process(x)
-        assert np.abs(planar).max() <= ref.ceiling + 1e-7
-        np.testing.assert_allclose(planar.T, x, rtol=1e-5, atol=1e-6)
-        assert state[0] == pytest.approx(ref.gain, rel=1e-5)
-
-
-def test_limiter_is_transparent_below_the_ceiling():
-    state = np.array([1.0, 10 ** (-0.3 / 20), 0.01], np.float32)
-    x = np.random.default_rng(3).uniform(-0.9, 0.9, (2, 512)).astype(np.float32)
-    y = x.copy()
-    assert lib.jg_limit_block(p(y), 512, p(state)) == 0
-    assert np.array_equal(x, y)
 
 
 def test_meter_rows():
