@@ -33,6 +33,9 @@ CMD_GATE = 11  # [op, track, on]  note-off stops the track (gate mode)
 CMD_MIDI_CC = 12  # [op, on]  default CC mapping on/off: CC7/CC10 on channel N -> gain/pan of track N
 CMD_MASTER_GAIN = 13  # [op, gain_db]  mastering makeup gain (glides)
 CMD_MASTER_EQ = 14  # [op, band 0-3, type 0-5, freq, gain_db, q]  mastering EQ band (glides); type 0 = off
+CMD_MASTER_CHAIN = 15  # [op, gen]  build the master chain control wrote to /dev/shm/jackgen-<inst>-master-chain.json
+CMD_MASTER_PARAM = 16  # [op, gen, index, name: str, value]  a master plugin's parameter (glides)
+CMD_MASTER_BYPASS = 17  # [op, gen, index, on]  crossfaded over one block
 # CMD_GAIN/PAN/MUTE/SOLO take an optional trailing at_frame: applied in the block
 # that contains that frame (OSC bundles with a future timetag).
 
@@ -46,6 +49,7 @@ EVT_PONG = 5  # [op, token, frame_time]
 EVT_ERROR = 6  # [op, code, track, detail: int]
 EVT_MIDI = 7  # [op, frame, status, data1, data2]  every short message on midi_in (learn, mappings)
 EVT_APPLIED = 8  # [op, opcode, track, frame]  a timed command took effect
+EVT_MASTER_CHAIN = 9  # [op, gen, ok: 0/1, latency_frames, error: str]  a master chain took over (or failed)
 
 # Track states reported in EVT_TRACK (and kept by the engine).
 TRACK_IDLE = 0

@@ -28,6 +28,7 @@ from jackgen.daemon.errors import JackgenError
 from jackgen.daemon.rt import EngineCore, OfflineDriver
 from jackgen.dsp.convert import StreamResampler, to_stereo
 from jackgen.dsp.mix import integrated_lufs, true_peak_dbfs
+from jackgen.dsp.plugins import Chain
 from jackgen.generators.chainstage import stage_for
 
 SETTLE_BLOCKS = 4  # silent blocks first, so faders have reached their values when the clips start
@@ -132,6 +133,10 @@ def _render(cfg: Config, tracks: list[dict], armed: dict[int, dict], master_sett
                           limiter_ceiling_db=e.limiter_ceiling_db, limiter_release_ms=e.limiter_release_ms,
                           limiter_lookahead_ms=e.limiter_lookahead_ms, master=master_settings,
                           meter_hz=e.meter_hz)
+        master_chain = [c for c in master_settings.get("chain") or [] if not c.get("failed")]
+        if master_chain:  # built here, as the engine's loader builds it, and run by EngineCore.process
+            core.master_chain.chain = Chain.from_state(master_chain, rate, cfg.plugins.vst3_dirs)
+            core.master_chain.latency = core.master_chain.chain.latency_frames
         drv = OfflineDriver(core, start_frame=0)
         for t, tr in enumerate(tracks):
             for op, v in ((S.CMD_GAIN, float(tr.get("gain_db", 0.0))), (S.CMD_PAN, float(tr.get("pan", 0.0))),
@@ -153,7 +158,7 @@ def _render(cfg: Config, tracks: list[dict], armed: dict[int, dict], master_sett
                 stem_files[t] = sf.SoundFile(str(stem_dir / f"track_{t + 1:02d}.{out_path.suffix[1:]}"), "w", rate,
                                              2, subtype, format=fmt_name)
         peak = 0.0
-        lat = core.master.latency  # the master comes out this much later than the tracks: written aligned
+        lat = core.master.latency + core.master_chain.latency  # the master comes out this much later: written aligned
         written = -start
         while written < length + lat:
             for t, src in sources.items():

@@ -34,6 +34,7 @@ from jackgen.daemon.config import Config, check_session_name
 from jackgen.daemon.connections import ConnectionKeeper
 from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check_track
 from jackgen.daemon.jobs import JobBoard
+from jackgen.daemon.masterchain import chain_file, open_crumb
 from jackgen.daemon.midimap import ACTIONS, MidiMap, MidiMapError, decode
 from jackgen.generators.job import TAKE_RE
 from jackgen.generators.link import atomic_write_json
@@ -192,6 +193,11 @@ class Control:
         self.session_dir = cfg.session_dir(self.session)
         self.tracks = [TrackState() for _ in range(N_TRACKS)]
         self.master = default_master()
+        self._master_lock = asyncio.Lock()
+        self._master_gen = 0
+        self._master_waits: dict[int, asyncio.Future] = {}
+        self.master_chain_latency = 0
+        self.crumb = None  # shared word: the master plugin the engine is inside (masterchain.py)
         self.tempo = TempoMap(cfg.control.tempo_bpm, cfg.control.beats_per_bar)
         self.clock = EngineClock()
         self.tempo_source = "jackgen"  # or "jack transport" while a timebase master rolls
@@ -231,6 +237,7 @@ class Control:
                         ", ".join(stale[:4]) + (" …" if len(stale) > 4 else ""))
         frames = int(self.cfg.engine.ring_seconds * 48000)
         self.rings = InstanceRings.create(self.cfg.instance, frames)
+        self.crumb = open_crumb(self.cfg.instance)
 
     def load_session(self) -> None:
         try:
@@ -419,7 +426,15 @@ class Control:
             self.engine_status.update({"sample_rate": rate, "block_size": block})
             self._status_rx_mono = time.monotonic()
             log.info("engine %d says hello (%d Hz, %d frames); restoring state", pid, rate, block)
+            self._check_crumb()
             self._replay_state()
+        elif op == S.EVT_MASTER_CHAIN:
+            _, gen, ok, latency, err = e
+            if ok:
+                self.master_chain_latency = int(latency)
+            fut = self._master_waits.get(gen)
+            if fut is not None and not fut.done():
+                fut.set_result((bool(ok), int(latency), str(err)))
         elif op == S.EVT_PONG:
             fut = self._pongs.pop(e[1], None)
             if fut and not fut.done():
@@ -459,6 +474,8 @@ class Control:
     def _replay_state(self) -> None:
         self._send_midi_map()
         self._send_master()
+        if self._engine_chain() or self._master_gen:
+            self._spawn(self._replay_master_chain())
         for t, tr in enumerate(self.tracks):
             self.send(S.CMD_GAIN, t, tr.gain_db)
             self.send(S.CMD_PAN, t, tr.pan)
@@ -472,6 +489,10 @@ class Control:
     async def _on_engine_exit(self, child: ChildProcess, code: int) -> None:
         self.engine_status = {}
         self.engine_pid = None
+        self.master_chain_latency = 0
+        for fut in self._master_waits.values():
+            if not fut.done():
+                fut.set_result((False, 0, f"the engine stopped (exit code {code})"))
 
     async def sync(self, timeout_s: float = 2.0) -> int:
         """Wait until the engine has applied every command sent so far; returns its frame time."""
@@ -628,15 +649,27 @@ class Control:
         lead = int(self.cfg.plugins.lead_ms * 1e-3 * (self.sample_rate or 48000))
         return {"chain": tr.chain, "lead_frames": lead, "vst3_dirs": list(self.cfg.plugins.vst3_dirs)}
 
-    def _chain_index(self, t: int, index: object) -> int:
-        n = len(self.tracks[t].chain)
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
-            raise JackgenError(f"track {t + 1} has no plugin {index!r} in its chain: it has {n}"
-                               + (f" (0…{n - 1})" if n else ""), status=404 if isinstance(index, int) else 400)
-        return index
+    def _chain_target(self, track: object) -> tuple[int | None, list, str]:
+        """(track index or None for the master, its chain list, how messages name it)."""
+        if isinstance(track, str) and track.lower() == "master":
+            return None, self.master["chain"], "the master"
+        t = check_track(track)
+        return t, self.tracks[t].chain, f"track {t + 1}"
 
-    async def _push_chain_change(self, t: int, change: dict) -> None:
-        """Hand a change to whatever is feeding track t now; later streams get the chain with them."""
+    def _chain_index(self, track: object, index: object) -> tuple[int | None, list, int]:
+        t, chain, label = self._chain_target(track)
+        n = len(chain)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+            raise JackgenError(f"{label} has no plugin {index!r} in its chain: it has {n}"
+                               + (f" (0…{n - 1})" if n else ""), status=404 if isinstance(index, int) else 400)
+        return t, chain, index
+
+    async def _push_chain_change(self, t: int | None, change: dict) -> None:
+        """Hand a change to whatever runs that chain now: the engine for the master, else whatever
+        feeds track t (later streams get the chain with them)."""
+        if t is None:
+            await self._push_master_change(change)
+            return
         s = self.streams.get(t)
         if s is None or s.finished.is_set():
             return
@@ -648,14 +681,13 @@ class Control:
     async def chain_add(self, track: object, plugin: object, params: object = None, index: object = None) -> dict:
         from jackgen.dsp.plugins import PluginError, instantiate_isolated
 
-        t = check_track(track)
+        t, chain, label = self._chain_target(track)
         if not isinstance(plugin, str) or not plugin or len(plugin) > 4096 or "\0" in plugin:
             raise JackgenError("plugin must be a built-in name (Compressor, Reverb, …), a VST3 name or a .vst3 path")
         if params is not None and not isinstance(params, dict):
             raise JackgenError("params must be an object of parameter name -> value")
-        tr = self.tracks[t]
-        if len(tr.chain) >= self.cfg.plugins.max_per_chain:
-            raise JackgenError(f"track {t + 1} already has {len(tr.chain)} plugins (plugins.max_per_chain)")
+        if len(chain) >= self.cfg.plugins.max_per_chain:
+            raise JackgenError(f"{label} already has {len(chain)} plugins (plugins.max_per_chain)")
         try:  # loaded in a child process: a plugin that crashes or hangs cannot take control with it
             info = await asyncio.to_thread(instantiate_isolated, plugin, params or {}, self.cfg.plugins.vst3_dirs,
                                            self.cfg.plugins.scan_timeout_s)
@@ -663,82 +695,98 @@ class Control:
             raise JackgenError(str(e)) from None
         state = {**info["state"], "param_info": info["params"], "dual_mono": info["dual_mono"],
                  "latency_frames": info["latency_frames"]}
-        at = len(tr.chain) if index is None else max(0, min(int(index), len(tr.chain)))
-        tr.chain.insert(at, state)
-        self.save_session()
-        await self._push_chain_change(t, {"kind": "chain", "chain": tr.chain})
-        log.info("track %d: %s added to the chain at %d", t + 1, state["name"], at)
-        return {"track": t + 1, "index": at, "chain": self.chain_list(t + 1)["chain"]}
+        at = len(chain) if index is None else max(0, min(int(index), len(chain)))
+        async with self._chain_edit(t, chain):
+            chain.insert(at, state)
+            await self._push_chain_change(t, {"kind": "chain", "chain": chain})
+        log.info("%s: %s added to the chain at %d", label, state["name"], at)
+        return {"track": _track_id(t), "index": at, "chain": self.chain_list(_track_id(t))["chain"]}
 
     async def chain_remove(self, track: object, index: object) -> dict:
-        t = check_track(track)
-        i = self._chain_index(t, index)
-        removed = self.tracks[t].chain.pop(i)
-        self.save_session()
-        await self._push_chain_change(t, {"kind": "chain", "chain": self.tracks[t].chain})
-        return {"track": t + 1, "removed": removed["name"], "chain": self.chain_list(t + 1)["chain"]}
+        t, chain, i = self._chain_index(track, index)
+        async with self._chain_edit(t, chain):
+            removed = chain.pop(i)
+            await self._push_chain_change(t, {"kind": "chain", "chain": chain})
+        return {"track": _track_id(t), "removed": removed["name"], "chain": self.chain_list(_track_id(t))["chain"]}
 
     async def chain_move(self, track: object, index: object, to: object) -> dict:
-        t = check_track(track)
-        i = self._chain_index(t, index)
+        t, chain, i = self._chain_index(track, index)
         if isinstance(to, bool) or not isinstance(to, int):
             raise JackgenError("to must be a chain position (int)")
-        chain = self.tracks[t].chain
-        chain.insert(max(0, min(to, len(chain) - 1)), chain.pop(i))
-        self.save_session()
-        await self._push_chain_change(t, {"kind": "chain", "chain": chain})
-        return self.chain_list(t + 1)
+        async with self._chain_edit(t, chain):
+            chain.insert(max(0, min(to, len(chain) - 1)), chain.pop(i))
+            await self._push_chain_change(t, {"kind": "chain", "chain": chain})
+        return self.chain_list(_track_id(t))
 
     async def chain_bypass(self, track: object, index: object, on: object, at_frame: int | None = None) -> dict:
-        t = check_track(track)
-        i = self._chain_index(t, index)
+        t, chain, i = self._chain_index(track, index)
         flag = parse_on_off(on, "bypass")
-        self.tracks[t].chain[i]["bypass"] = flag
+        chain[i]["bypass"] = flag
         self.save_session()
         await self._push_chain_change(t, {"kind": "bypass", "index": i, "on": flag, **self._stream_at(t, at_frame)})
-        return {"track": t + 1, "index": i, "bypass": flag}
+        return {"track": _track_id(t), "index": i, "bypass": flag}
 
     async def chain_param(self, track: object, index: object, name: object, value: object,
                           at_frame: int | None = None) -> dict:
         from jackgen.dsp.plugins import PluginError
 
-        t = check_track(track)
-        i = self._chain_index(t, index)
-        entry = self.tracks[t].chain[i]
+        t, chain, i = self._chain_index(track, index)
+        entry = chain[i]
         try:
-            value = self._chain_param_spec(t, i, name).check(entry["name"], value)
+            value = self._chain_param_spec(entry, name).check(entry["name"], value)
         except PluginError as e:
             raise JackgenError(str(e)) from None
         entry.setdefault("params", {})[name] = value
         self.save_session()
         await self._push_chain_change(t, {"kind": "param", "index": i, "name": name, "value": value,
                                           **self._stream_at(t, at_frame)})
-        return {"track": t + 1, "index": i, "param": name, "value": value}
+        return {"track": _track_id(t), "index": i, "param": name, "value": value}
 
-    def _chain_param_spec(self, t: int, i: int, name: object):
+    def _chain_param_spec(self, entry: dict, name: object):
         """The parameter's range, unit and choices as the plugin reported them when it was added."""
         from jackgen.dsp.plugins import Param
 
-        entry = self.tracks[t].chain[i]
         info = {p["name"]: p for p in entry.get("param_info", [])}
         if not isinstance(name, str) or name not in info:
             raise JackgenError(f"{entry['name']} has no parameter {name!r}; it has {', '.join(info)}")
         p = info[name]
         return Param(p["name"], p["min"], p["max"], p.get("default"), p.get("unit") or "", tuple(p.get("choices") or ()))
 
+    @contextlib.asynccontextmanager
+    async def _chain_edit(self, t: int | None, chain: list):
+        """A structural change: saved once it took; on the master, one at a time, and undone
+        if the engine could not build the new chain."""
+        if t is not None:
+            yield
+            self.save_session()
+            return
+        async with self._master_lock:
+            before = list(chain)
+            try:
+                yield
+            except BaseException:
+                chain[:] = before
+                raise
+            self.save_session()
+
     def _stream_at(self, t: int, at_frame: int | None) -> dict:
         """An engine frame as a frame of track t's stream (what the producer counts), if it is known."""
-        tr = self.tracks[t]
-        if at_frame is None or tr.started_frame is None:
+        if t is None or at_frame is None or self.tracks[t].started_frame is None:
             return {}
+        tr = self.tracks[t]
         return {"at": max(0, int(at_frame) - int(tr.started_frame))}
 
     def chain_list(self, track: object) -> dict:
-        t = check_track(track)
-        return {"track": t + 1, "chain": [
-            {"index": i, "name": c["name"], "plugin": c["plugin"], "kind": c["kind"], "bypass": c.get("bypass", False),
-             "dual_mono": c.get("dual_mono", False), "latency_frames": c.get("latency_frames", 0),
-             "params": c.get("params", {})} for i, c in enumerate(self.tracks[t].chain)]}
+        t, chain, _ = self._chain_target(track)
+        out = []
+        for i, c in enumerate(chain):
+            d = {"index": i, "name": c["name"], "plugin": c["plugin"], "kind": c["kind"],
+                 "bypass": c.get("bypass", False), "dual_mono": c.get("dual_mono", False),
+                 "latency_frames": c.get("latency_frames", 0), "params": c.get("params", {})}
+            if c.get("failed"):
+                d["failed"] = c["failed"]
+            out.append(d)
+        return {"track": _track_id(t), "chain": out}
 
     # ------------------------------------------------------------ generator streams
     async def claim_track(self, t: int, producer: Any, source: str, stream_id: str) -> int:
@@ -803,8 +851,83 @@ class Control:
     def master_info(self) -> dict:
         e = self.cfg.engine
         rate = self.sample_rate or 48000
-        return {**self.master, "ceiling_dbtp": e.limiter_ceiling_db, "release_ms": e.limiter_release_ms,
-                "latency_frames": master_latency(rate, e.limiter_lookahead_ms)}
+        return {"gain_db": self.master["gain_db"], "eq": self.master["eq"], "chain": self.chain_list("master")["chain"],
+                "ceiling_dbtp": e.limiter_ceiling_db, "release_ms": e.limiter_release_ms,
+                "latency_frames": master_latency(rate, e.limiter_lookahead_ms) + self.master_chain_latency}
+
+    # ------------------------------------------------------------ master plugin chain (runs in the engine)
+    def _engine_chain(self) -> list[dict]:
+        """The master chain as the engine runs it: without plugins marked failed."""
+        return [c for c in self.master["chain"] if not c.get("failed")]
+
+    def _engine_index(self, i: int) -> int | None:
+        chain = self.master["chain"]
+        if chain[i].get("failed"):
+            return None
+        return sum(1 for c in chain[:i] if not c.get("failed"))
+
+    async def _push_master_change(self, change: dict) -> None:
+        if change["kind"] == "chain":  # _chain_edit holds the lock
+            await self._send_master_chain()
+            return
+        async with self._master_lock:  # after any rebuild in flight, so the indices are the new chain's
+            j = self._engine_index(change["index"])
+            if j is None or not self.engine_alive():
+                return
+            if change["kind"] == "param":
+                self.send(S.CMD_MASTER_PARAM, self._master_gen, j, change["name"], change["value"])
+            else:
+                self.send(S.CMD_MASTER_BYPASS, self._master_gen, j, int(change["on"]))
+
+    async def _send_master_chain(self, timeout_s: float = 60.0) -> None:
+        """Have the engine build the master chain and wait until it plays (or say why not)."""
+        if not self.engine_alive():
+            return  # sent when the engine says hello
+        self._master_gen += 1
+        gen = self._master_gen
+        atomic_write_json(chain_file(self.cfg.instance), {"gen": gen, "chain": self._engine_chain()})
+        fut = asyncio.get_running_loop().create_future()
+        self._master_waits[gen] = fut
+        try:
+            self.send(S.CMD_MASTER_CHAIN, gen)
+            ok, _latency, err = await asyncio.wait_for(fut, timeout_s)
+        except asyncio.TimeoutError:
+            raise JackgenError(f"the engine did not take the new master chain within {timeout_s:.0f} s",
+                               status=503) from None
+        finally:
+            self._master_waits.pop(gen, None)
+        if not ok:
+            raise JackgenError(f"the engine could not build the master chain: {err}", status=503)
+
+    async def _replay_master_chain(self) -> None:
+        async with self._master_lock:
+            try:
+                await self._send_master_chain()
+            except JackgenError as e:
+                log.error("restoring the master chain: %s", e)
+
+    def _check_crumb(self) -> None:
+        """A new engine says hello: if the last one died inside a master plugin, mark that plugin
+        failed (kept in the session, named in the chain list) so the chain comes back without it."""
+        if self.crumb is None or not int(self.crumb[0]):
+            return
+        v = int(self.crumb[0])
+        self.crumb[0] = 0
+        j = v - 1 if v > 0 else -v - 1
+        live = self._engine_chain()
+        if not 0 <= j < len(live):
+            return
+        entry = live[j]
+        code = self.engine.last_exit if self.engine else None
+        how = ""
+        if code is not None and code < 0:
+            with contextlib.suppress(ValueError):
+                how = f" ({signal.Signals(-code).name})"
+        i = self.master["chain"].index(entry)
+        entry["failed"] = (f"crashed the engine{how} while {'processing audio' if v > 0 else 'loading'}; "
+                           f"the master chain runs without it (remove it: jackgen chain master remove {i})")
+        log.error("master plugin %d (%s) %s", i, entry["name"], entry["failed"])
+        self.save_session()
 
     def set_master(self, gain_db: object = None, eq: object = None) -> dict:
         """Makeup gain (dB) and/or EQ bands ([{band 1-4, type, freq, gain_db, q}, …]); all checked before any applies."""
@@ -834,7 +957,7 @@ class Control:
                     bands[b - 1] = check_band(merged)
                 except PluginError as e:
                     raise JackgenError(f"EQ band {b}: {e}") from None
-        self.master = {"gain_db": new_gain, "eq": bands}
+        self.master = {**self.master, "gain_db": new_gain, "eq": bands}
         self._send_master()
         self.save_session()
         return self.master_info()
@@ -1101,7 +1224,7 @@ class Control:
         if b.plugin is None or b.plugin >= len(self.tracks[t].chain):
             return
         try:
-            spec = self._chain_param_spec(t, b.plugin, b.param)
+            spec = self._chain_param_spec(self.tracks[t].chain[b.plugin], b.param)
         except JackgenError:
             return  # the chain changed since the binding was learned
         if spec.choices:
@@ -1120,9 +1243,9 @@ class Control:
             raise JackgenError(f"MIDI learn: action must be one of {', '.join(ACTIONS)}, got {action!r}")
         t = None if action == "tempo" else check_track(track) + 1
         if action in ("param", "bypass"):
-            self._chain_index(t - 1, plugin)
+            _, chain, i = self._chain_index(t, plugin)
             if action == "param":
-                self._chain_param_spec(t - 1, plugin, param)
+                self._chain_param_spec(chain[i], param)
         if self._learn is not None and not self._learn.done():
             raise JackgenError("MIDI learn is already waiting for a control; move one, or wait for it to time out")
         self._learn = asyncio.get_running_loop().create_future()
@@ -1295,7 +1418,7 @@ async def serve(control: Control) -> int:
 
 
 def default_master() -> dict:
-    return {"gain_db": 0.0, "eq": [check_band({"type": "off"}) for _ in range(EQ_BANDS)]}
+    return {"gain_db": 0.0, "eq": [check_band({"type": "off"}) for _ in range(EQ_BANDS)], "chain": []}
 
 
 def load_master(data: object) -> dict:
@@ -1303,6 +1426,7 @@ def load_master(data: object) -> dict:
     m = default_master()
     if not isinstance(data, dict):
         return m
+    m["chain"] = [c for c in data.get("chain") or [] if isinstance(c, dict) and c.get("plugin")]
     try:
         g = data.get("gain_db", 0.0)
         if isinstance(g, (int, float)) and not isinstance(g, bool) and MIN_GAIN_DB <= g <= MAX_GAIN_DB:
@@ -1313,3 +1437,8 @@ def load_master(data: object) -> dict:
         log.error("the session's master EQ is invalid (%s); using a flat EQ", e)
         m["eq"] = default_master()["eq"]
     return m
+
+
+def _track_id(t: int | None) -> int | str:
+    """How replies name a chain's owner: 1-16, or "master"."""
+    return "master" if t is None else t + 1

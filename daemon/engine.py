@@ -37,6 +37,7 @@ from jackgen.daemon.config import Config
 from jackgen.daemon.jacktime import ffi as _jt_ffi
 from jackgen.daemon.jacktime import lib as _jt_lib
 from jackgen.daemon.jacktime import report_output_latency
+from jackgen.daemon.masterchain import Loader, MasterChain, open_crumb
 from jackgen.daemon.proctitle import set_title
 from jackgen.daemon.rt import EngineCore
 from jackgen.daemon.sdnotify import notify
@@ -101,6 +102,7 @@ class JackDriver:
             except (jack.JackError, AttributeError):  # metadata needs JACK >= 1.9.13 / 0.125
                 pass
         e = cfg.engine
+        self.master_chain = MasterChain(c.samplerate, open_crumb(cfg.instance))
         self.core = EngineCore(
             rings.tracks,
             rings.commands,
@@ -113,6 +115,7 @@ class JackDriver:
             limiter_ceiling_db=e.limiter_ceiling_db,
             limiter_release_ms=e.limiter_release_ms,
             limiter_lookahead_ms=e.limiter_lookahead_ms,
+            master_chain=self.master_chain,
             meter_hz=e.meter_hz,
         )
         # The kernel copies all 34 rows to the port buffers in one call, calling
@@ -147,6 +150,7 @@ class JackDriver:
             raise jack.JackError("could not set the xrun callback")
         # the mastering limiter's look-ahead delays master_L/R: say so, for recorders to align
         self._latency_cb = report_output_latency(c, self.outports[-2:], self.core.master.latency)
+        self.loader = Loader(self.master_chain, cfg.instance, cfg.plugins.vst3_dirs, lambda: self.core.n)
         c.set_blocksize_callback(self._blocksize)
         c.set_samplerate_callback(self._samplerate)
         c.set_shutdown_callback(self._shutdown)
@@ -237,6 +241,7 @@ class JackDriver:
         gc.collect()
         gc.freeze()  # everything built so far is permanent; nothing new is cyclic
         gc.disable()
+        self.loader.start()
         c.activate()
         if self.cfg.jack.autoconnect_master:
             self._autoconnect()

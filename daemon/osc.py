@@ -423,8 +423,6 @@ class OscControl:
         """/jackgen/track/<n>/chain/add s plugin [s name, f value]…, …/chain/remove i,
         …/chain/<i>/bypass i, …/chain/<i>/<param> f|s."""
         c, addr, args = self.control, m.address, m.args
-        if track == "master":
-            raise JackgenError("the master chain is not available yet in this version of jackgen")
         if rest == "/add":
             if not args or not isinstance(args[0], str) or len(args) % 2 == 0:
                 raise JackgenError(f"{addr} takes s plugin, then name/value pairs")

@@ -40,6 +40,7 @@ from jackgen.bridge._ringc import lib as ringlib
 from jackgen.bridge.ring import AudioRing, MessageRing
 from jackgen.dsp._kernels import ffi as kffi
 from jackgen.dsp._kernels import lib as klib
+from jackgen.daemon.masterchain import MasterChain
 from jackgen.dsp.master import MasterSection
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB, cc_to_gain_db, cc_to_pan, fade_curve, track_gains
 
@@ -78,6 +79,7 @@ class EngineCore:
         limiter_release_ms: float = 80.0,
         limiter_lookahead_ms: float = 1.5,
         master: dict | None = None,
+        master_chain: MasterChain | None = None,
         meter_hz: float = 30.0,
         status_hz: float = 4.0,
     ) -> None:
@@ -166,6 +168,7 @@ class EngineCore:
                                     release_ms=limiter_release_ms, gain_db=float(m.get("gain_db", 0.0)),
                                     eq=m.get("eq") or [])
         self._ms = self.master.s
+        self.master_chain = master_chain if master_chain is not None else MasterChain(sample_rate)
         self.limiter_blocks = 0
 
         self.meter_interval = max(1, int(sample_rate / meter_hz))
@@ -287,6 +290,8 @@ class EngineCore:
         else:
             klib.jg_mix_block(self._p_tb_k, self._p_active, self._p_cur, self._p_cur, T, n, self._p_out,
                               self._p_tpeak, self._p_tsumsq)
+        if self.master_chain.busy:
+            self.master_chain.process(self.master_out, self.events)
         if klib.jg_master_block(self._ms, self._p_master, n):
             self.limiter_blocks += 1
         klib.jg_meter_rows(self._p_master, CHANNELS, n, self._p_mpeak, self._p_msumsq)
@@ -408,6 +413,15 @@ class EngineCore:
             return
         if op == S.CMD_MASTER_EQ:
             self.master.set_band(int(c[1]), int(c[2]), float(c[3]), float(c[4]), float(c[5]))
+            return
+        if op == S.CMD_MASTER_CHAIN:
+            self.master_chain.request(int(c[1]))
+            return
+        if op == S.CMD_MASTER_PARAM:
+            self.master_chain.apply_param(int(c[1]), int(c[2]), str(c[3]), c[4])
+            return
+        if op == S.CMD_MASTER_BYPASS:
+            self.master_chain.apply_bypass(int(c[1]), int(c[2]), bool(c[3]))
             return
         t = int(c[1])
         if not 0 <= t < (128 if op == S.CMD_MAP_NOTE else self.n_tracks):

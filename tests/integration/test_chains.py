@@ -151,6 +151,7 @@ def test_bounce_equals_a_real_time_recording_of_the_session(jackgen, tmp_path):
     jg = jackgen()
     jg.api("POST", "/api/tracks/1/chain/add", {"plugin": "ZamCompX2", "params": {"threshold_db": -20, "ratio": 4}})
     jg.api("POST", "/api/tracks/2/chain/add", {"plugin": "Gain", "params": {"gain_db": -6}})
+    jg.api("POST", "/api/tracks/master/chain/add", {"plugin": "ZamCompX2", "params": {"threshold_db": -24}})
     jg.api("POST", "/api/tracks/1/gain", {"db": -3})
     jg.api("POST", "/api/tracks/2/pan", {"pan": 0.5})
     # a hot master: the EQ and makeup gain push the mix ~8 dB over the ceiling, so the limiter works
@@ -159,6 +160,7 @@ def test_bounce_equals_a_real_time_recording_of_the_session(jackgen, tmp_path):
                                                                  "q": 1.2}]})
     assert m["eq"][0]["type"] == "lowshelf" and m["eq"][2]["type"] == "off" and m["gain_db"] == 8.0
     lat = m["latency_frames"]
+    assert [c["name"] for c in m["chain"]] == ["ZamCompX2"]
     jg.api("POST", "/api/tracks/1/load", {"file": str(tmp_path / "a.wav")})
     jg.api("POST", "/api/tracks/2/load", {"file": str(tmp_path / "b.wav")})
     for t in (1, 2):
@@ -232,3 +234,74 @@ def test_mastering_over_osc_cli_and_http_checked_and_kept_across_a_restart(jackg
     jg.stop()
     m2 = jackgen().api("GET", "/api/master")
     assert m2 == m
+
+
+def test_master_chain_live_equals_offline_processing(jackgen, tmp_path):
+    x = tone(tmp_path / "in.wav", 4.0)
+    jg = jackgen()
+    r = jg.api("POST", "/api/tracks/master/chain/add", {"plugin": "ZamCompX2", "params": {"threshold_db": -30, "ratio": 8}})
+    assert r["track"] == "master" and r["index"] == 0  # answered once the engine plays it
+    jg.api("POST", "/api/tracks/master/chain/add", {"plugin": "Gain", "params": {"gain_db": -6}})
+    st = jg.status()
+    period, lat = st["block_size"], st["master"]["latency_frames"]
+    assert [c["name"] for c in st["master"]["chain"]] == ["ZamCompX2", "Gain"]
+    jg.api("POST", "/api/tracks/1/load", {"file": str(tmp_path / "in.wav")})
+    wait_for(lambda: jg.status()["tracks"][0]["state"] == "armed", 10, 0.05, "track 1 armed")
+    at = -(-(jg.sync() + RATE // 2) // period) * period  # on a block boundary, as the offline run starts
+    jg.api("POST", "/api/tracks/1/play", {"at": at})
+    rec = record(["jackgen:master_L", "jackgen:master_R"], 2.0, start_at=at + lat)
+    session = json.loads((jg.sessions / "test" / "session.json").read_text())
+    offline = Chain.from_state(session["master"]["chain"], RATE)
+    z = np.zeros((2, period), np.float32)
+    for _ in range(4):  # the live chain has played silence before the track came in
+        offline.process(z)
+    y = np.concatenate([offline.process(np.ascontiguousarray(x[i:i + period].T)).T for i in range(0, len(x), period)])
+    n = rec.data.shape[0]
+    assert np.abs(rec.data).max() > 0.01
+    if rec.xruns_during() == 0 and rec.gaps == 0:
+        assert np.abs(rec.data - y[:n]).max() < 1e-4
+    else:
+        assert matching_chunks(y[:n], rec.data) >= 0.75
+    assert np.sqrt(np.mean(rec.data ** 2)) < np.sqrt(np.mean(x[:n] ** 2)) * 0.5  # compressed and 6 dB down
+
+
+def test_master_chain_changes_during_playback_are_smooth_and_bad_ones_change_nothing(jackgen, tmp_path):
+    tone(tmp_path / "sine.wav", 8.0, level=0.3, noise=0.0)
+    jg = jackgen()
+    jg.api("POST", "/api/tracks/master/chain/add", {"plugin": "Gain", "params": {"gain_db": 0}})
+    jg.api("POST", "/api/tracks/5/play", {"file": str(tmp_path / "sine.wav")})
+    playing(jg, 5)
+    import threading
+
+    def change():
+        jg.api("POST", "/api/tracks/master/chain/add", {"plugin": "ZamEQ2"})  # mono VST3: dual mono
+        jg.api("POST", "/api/tracks/master/chain/0/param", {"name": "gain_db", "value": -6})
+        jg.api("POST", "/api/tracks/master/chain/1/bypass", {"on": True})
+        jg.api("POST", "/api/tracks/master/chain/1/bypass", {"on": False})
+
+    timer = threading.Timer(0.3, change)
+    timer.start()
+    rec = record(["jackgen:master_L", "jackgen:master_R"], 2.5)
+    timer.join()
+    a = rec.data[:, 0]
+    if rec.xruns_during() == 0 and rec.gaps == 0:
+        step = np.abs(np.diff(a)).max()
+        # no click: within 1.5x the dry sine's own slope (a per-block gain step measured 6x;
+        # a crossfade between the dry and EQ'd signal, whose phases differ a little, ~1.25x)
+        assert step < 0.3 * 2 * np.pi * 220 / RATE * 1.5, step
+    head, tail = np.abs(a[:4800]).max(), np.abs(a[-4800:]).max()
+    assert head == pytest.approx(0.3, rel=0.05) and tail == pytest.approx(0.3 / 2, rel=0.05)  # -6 dB landed
+    ch = jg.api("GET", "/api/tracks/master/chain")["chain"]
+    assert [c["name"] for c in ch] == ["Gain", "ZamEQ2"] and ch[1]["dual_mono"] and not ch[1]["bypass"]
+    for path, body, status, words in (
+            ("add", {"plugin": "NoSuchPlugin"}, 400, "no plugin named"),
+            ("add", {"plugin": "/etc/passwd.vst3"}, 400, "is not a VST3 plugin"),
+            ("0/param", {"name": "gain_db", "value": 1e9}, 400, "must be from -96 to 24 dB"),
+            ("7/param", {"name": "gain_db", "value": 0}, 404, "has no plugin 7"),
+            ("0/param", {"name": "nope", "value": 0}, 400, "has no parameter")):
+        e = jg.api("POST", f"/api/tracks/master/chain/{path}", body, expect=status)
+        assert words in e["error"], (path, e)
+    assert [c["name"] for c in jg.api("GET", "/api/tracks/master/chain")["chain"]] == ["Gain", "ZamEQ2"]
+    p = jg.cli("chain", "master", "remove", "1")
+    assert p.returncode == 0, p.stderr
+    assert [c["name"] for c in jg.status()["master"]["chain"]] == ["Gain"]
