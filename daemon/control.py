@@ -34,7 +34,7 @@ from jackgen.daemon.config import Config, check_session_name
 from jackgen.daemon.connections import ConnectionKeeper
 from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check_track
 from jackgen.daemon.jobs import JobBoard
-from jackgen.daemon.masterchain import chain_file, open_crumb
+from jackgen.daemon.masterchain import chain_file, crumb_file, open_crumb
 from jackgen.daemon.midimap import ACTIONS, MidiMap, MidiMapError, decode
 from jackgen.generators.job import TAKE_RE
 from jackgen.generators.link import atomic_write_json
@@ -359,6 +359,9 @@ class Control:
         self.connections.close()
         if self.rings:
             self.rings.close(unlink=True)
+        for path in (crumb_file(self.cfg.instance), chain_file(self.cfg.instance)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         if self.lock:
             self.lock.release()
 

@@ -7,7 +7,7 @@ the plugins in the JACK callback costs.
 
 - **Building** happens on the engine's loader thread (``Loader``), never in the
   callback: control writes the chain's plugin states to
-  ``/dev/shm/jackgen-<instance>-master-chain.json`` and sends ``CMD_MASTER_CHAIN gen``;
+  ``/dev/shm/jackgen.<instance>.master-chain.json`` and sends ``CMD_MASTER_CHAIN gen``;
   the callback passes the generation on; the loader reads the file, loads the
   plugins, runs them once on silence at the block size (first-use costs off the
   real-time thread) and hands the chain over. The callback swaps it in at a block
@@ -17,7 +17,7 @@ the plugins in the JACK callback costs.
   **bypass** (``CMD_MASTER_BYPASS``) crossfades over one block. Both name the chain
   generation they were meant for; a stale one is counted and ignored.
 - **Crashes**: before each plugin runs, the callback writes its index + 1 to a
-  shared-memory word (``/dev/shm/jackgen-<instance>-crumb``; the loader writes
+  shared-memory word (``/dev/shm/jackgen.<instance>.crumb``; the loader writes
   −(index + 1) while loading). If the engine dies inside a plugin, the word still
   names it: control marks that plugin failed and the restarted engine comes back
   without it.
@@ -50,11 +50,11 @@ CRUMB_LOADING_BASE = -1  # the loader writes -(index + 1)
 
 
 def chain_file(instance: str) -> Path:
-    return Path("/dev/shm") / f"jackgen-{instance}-master-chain.json"
+    return Path("/dev/shm") / f"jackgen.{instance}.master-chain.json"
 
 
 def crumb_file(instance: str) -> Path:
-    return Path("/dev/shm") / f"jackgen-{instance}-crumb"
+    return Path("/dev/shm") / f"jackgen.{instance}.crumb"
 
 
 def open_crumb(instance: str) -> np.ndarray:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import numpy as np
 import pytest
@@ -302,6 +304,50 @@ def test_master_chain_changes_during_playback_are_smooth_and_bad_ones_change_not
         e = jg.api("POST", f"/api/tracks/master/chain/{path}", body, expect=status)
         assert words in e["error"], (path, e)
     assert [c["name"] for c in jg.api("GET", "/api/tracks/master/chain")["chain"]] == ["Gain", "ZamEQ2"]
+    p = jg.cli("chain", "master", "remove", "1")
+    assert p.returncode == 0, p.stderr
+    assert [c["name"] for c in jg.status()["master"]["chain"]] == ["Gain"]
+
+
+def test_a_master_plugin_that_crashes_the_engine_is_marked_failed_and_the_session_comes_back(jackgen, tmp_path):
+    """The engine hosts the master chain, so a plugin that crashes takes the engine down: the
+    supervisor restarts it, and the plugin it died in (named by the shared crumb) stays out."""
+    import shutil
+    import subprocess
+
+    plugdir = tmp_path / "vst3"
+    bundle = plugdir / "Swap.vst3"
+    shutil.copytree("/usr/lib/vst3/ZamCompX2.vst3", bundle)
+    arch = bundle / "Contents" / f"{os.uname().machine}-linux"
+    (arch / "ZamCompX2.so").rename(arch / "Swap.so")
+    tone(tmp_path / "sine.wav", 30.0, level=0.3, noise=0.0)
+    toml = f'[plugins]\nvst3_dirs = ["{plugdir}"]\n'
+    jg = jackgen(extra_toml=toml)
+    jg.api("POST", "/api/tracks/master/chain/add", {"plugin": "Gain", "params": {"gain_db": -6}})
+    jg.api("POST", "/api/tracks/master/chain/add", {"plugin": str(bundle), "params": {"threshold_db": 0}})
+    jg.sync()
+    jg.stop()
+    # between two runs the plugin is replaced by a build that segfaults: the session still lists it
+    (arch / "Swap.so").unlink()
+    src = tmp_path / "crash.c"
+    src.write_text("#include <stddef.h>\nstatic void boom(void) { volatile int *p = NULL; *p = 42; }\n"
+                   "int ModuleEntry(void *h) { boom(); return 1; }\nint ModuleExit(void) { return 1; }\n"
+                   "void *GetPluginFactory(void) { boom(); return NULL; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(arch / "Swap.so"), str(src)], check=True)
+    jg = jackgen(extra_toml=toml)
+    st = wait_for(lambda: (s := jg.status())["engine_restarts"] >= 1 and s["engine_running"]
+                  and s["master"]["chain"][1].get("failed") and s, 30, 0.2, "the engine to come back")
+    failed = st["master"]["chain"][1]["failed"]
+    assert "SIGSEGV" in failed and "while loading" in failed, failed
+    assert "failed" not in st["master"]["chain"][0]
+    jg.api("POST", "/api/tracks/6/play", {"file": str(tmp_path / "sine.wav")})
+    playing(jg, 6)
+    time.sleep(0.5)
+    rec = record(["jackgen:master_L"], 0.5)
+    assert np.abs(rec.data).max() == pytest.approx(0.15, rel=0.05)  # the Gain (-6 dB) runs, the engine lives
+    assert jg.status()["engine_restarts"] == 1, "one crash, one restart: the failed plugin is not loaded again"
+    saved = json.loads((jg.sessions / "test" / "session.json").read_text())
+    assert "SIGSEGV" in saved["master"]["chain"][1]["failed"]
     p = jg.cli("chain", "master", "remove", "1")
     assert p.returncode == 0, p.stderr
     assert [c["name"] for c in jg.status()["master"]["chain"]] == ["Gain"]
