@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Engine benchmark: 16 tracks streaming through the engine + master limiter, under load.
+"""Engine benchmark: 16 tracks streaming through the engine + mastering, under load.
 
     bench/engine.py --tracks 16 --frames 256 --seconds 60 --json OUT
 
@@ -107,6 +107,16 @@ def producer(instance: str, tracks: int, stop_at: float, chains: bool = False,
         time.sleep(0.002 if stages else 0.005)
 
 
+def send_master_chain(instance: str, rings) -> None:
+    """What control does for `jackgen chain master add`: the states in the shared file, then the command."""
+    from jackgen.daemon.masterchain import chain_file
+    from jackgen.dsp.plugins import instantiate
+
+    states = [instantiate(n, p)["state"] for n, p in CHAIN]
+    chain_file(instance).write_text(json.dumps({"gen": 1, "chain": states}))
+    rings.commands.put(S.pack(S.CMD_MASTER_CHAIN, 1))
+
+
 class XrunObserver:
     def __init__(self, server: str) -> None:
         self.count = 0
@@ -131,6 +141,7 @@ def run(args: argparse.Namespace) -> dict:
     os.environ["JACK_DEFAULT_SERVER"] = server_name
     procs: list = []
     rings = None
+    instance = None
     result: dict = {}
     try:
         loader = mp.get_context("fork").Process(target=busy_loop, args=(os.cpu_count() - 1,), daemon=True)
@@ -183,11 +194,24 @@ def run(args: argparse.Namespace) -> dict:
         time.sleep(1.0)  # settle; the histogram covers this second too
         x0 = observer.count
         t0 = time.monotonic()
+        master = None
         while time.monotonic() - t0 < args.seconds:
-            while rings.events.get_view() is not None:
-                pass
+            if args.master_chain and master is None and time.monotonic() - t0 > min(5.0, args.seconds / 4):
+                master = {"plugins": [n for n, _ in CHAIN], "xruns_before": observer.count - x0}
+                load_t0 = time.monotonic()
+                send_master_chain(instance, rings)
+            while (raw := rings.events.get()) is not None:
+                e = S.unpack(raw)
+                if master is not None and e[0] == S.EVT_MASTER_CHAIN:
+                    master.update(ok=bool(e[2]), error=e[4] or None, load_s=round(time.monotonic() - load_t0, 3))
+                    master["xruns_while_loading"] = observer.count - x0 - master["xruns_before"]
+                    master["xruns_before"] = None
+                    x_loaded = observer.count
             time.sleep(0.05)
         eng_xruns = observer.count - x0
+        if master is not None and "ok" in master:
+            master["xruns_after_loading"] = observer.count - x_loaded
+            del master["xruns_before"]
         engine.send_signal(signal.SIGTERM)
         engine.wait(15)
         stats = json.loads(stats_path.read_text())
@@ -211,6 +235,7 @@ def run(args: argparse.Namespace) -> dict:
             "baseline": {"client": "jack_simple_client (C)", "xruns": base_xruns, "seconds": args.seconds},
             "chains": [n for n, _ in CHAIN] if args.chains else None,
             "chain_lead_ms": args.lead_ms if args.chains else None,
+            "master_chain": master,
         }
     finally:
         for p in procs:
@@ -219,6 +244,11 @@ def run(args: argparse.Namespace) -> dict:
                 p.join()
         if rings is not None:
             rings.close(unlink=True)
+        if instance is not None:
+            from jackgen.daemon.masterchain import chain_file, crumb_file
+
+            for f in (chain_file(instance), crumb_file(instance)):
+                f.unlink(missing_ok=True)
         jackd.stop()
     return result
 
@@ -232,6 +262,8 @@ def main() -> int:
     ap.add_argument("--no-realtime", action="store_true", help="run jackd without SCHED_FIFO")
     ap.add_argument("--chains", action="store_true",
                     help="each track through ZamCompX2 + ZamEQ2 + Limiter in the producer, --lead-ms ahead")
+    ap.add_argument("--master-chain", action="store_true",
+                    help="load ZamCompX2 + ZamEQ2 + Limiter on the master, in the engine, 5 s into the run")
     ap.add_argument("--lead-ms", type=float, default=50.0, help="with --chains: how far ahead the producer runs")
     ap.add_argument("--json", type=str, default=None, help="write the result here")
     args = ap.parse_args()
@@ -246,6 +278,8 @@ def main() -> int:
     print(f"{res['frames']:>7} {res['period_us']:>10.0f} {res['xruns']:>6} {res['baseline']['xruns']:>8} "
           f"{res['underruns']:>9} {cb['p50']:>6.0f} {cb['p99']:>6.0f} {cb['p999']:>6.0f} {cb['max']:>6.0f} "
           f"{res['callback_load_p999'] * 100:>11.1f}%")
+    if res["master_chain"]:
+        print("master chain:", res["master_chain"])
     if args.json:
         write_json(args.json, res)
     return 0

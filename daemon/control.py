@@ -236,8 +236,8 @@ class Control:
             log.warning("reclaimed %d stale shared-memory segments from a previous run: %s", len(stale),
                         ", ".join(stale[:4]) + (" …" if len(stale) > 4 else ""))
         frames = int(self.cfg.engine.ring_seconds * 48000)
+        self.crumb = open_crumb(self.cfg.instance)  # before the rings: an engine that finds them finds it
         self.rings = InstanceRings.create(self.cfg.instance, frames)
-        self.crumb = open_crumb(self.cfg.instance)
 
     def load_session(self) -> None:
         try:

@@ -102,7 +102,7 @@ class JackDriver:
             except (jack.JackError, AttributeError):  # metadata needs JACK >= 1.9.13 / 0.125
                 pass
         e = cfg.engine
-        self.master_chain = MasterChain(c.samplerate, open_crumb(cfg.instance))
+        self.master_chain = MasterChain(c.samplerate, open_crumb(cfg.instance, create=False))
         self.core = EngineCore(
             rings.tracks,
             rings.commands,
@@ -149,8 +149,9 @@ class JackDriver:
         if jack_lib.jack_set_xrun_callback(self._client_ptr, count_fn, counter_ptr) != 0:
             raise jack.JackError("could not set the xrun callback")
         # the mastering limiter's look-ahead delays master_L/R: say so, for recorders to align
-        self._latency_cb = report_output_latency(c, self.outports[-2:], self.core.master.latency)
-        self.loader = Loader(self.master_chain, cfg.instance, cfg.plugins.vst3_dirs, lambda: self.core.n)
+        self._set_latency = report_output_latency(c, self.outports[-2:], self.core.master.latency)
+        self.loader = Loader(self.master_chain, cfg.instance, cfg.plugins.vst3_dirs, lambda: self.core.n,
+                             on_swap=lambda chain_latency: self._set_latency(self.core.master.latency + chain_latency))
         c.set_blocksize_callback(self._blocksize)
         c.set_samplerate_callback(self._samplerate)
         c.set_shutdown_callback(self._shutdown)

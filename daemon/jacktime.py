@@ -22,6 +22,7 @@ ffi.cdef(
     "int jack_set_latency_callback(void *client, JackLatencyCallback cb, void *arg);"
     "void jack_port_set_latency_range(void *port, int mode, jack_latency_range_t *range);"
     "void jack_port_get_latency_range(void *port, int mode, jack_latency_range_t *range);"
+    "int jack_recompute_total_latencies(void *client);"
 )
 lib = ffi.dlopen("libjack.so.0")
 
@@ -56,7 +57,14 @@ def report_output_latency(client: jack.Client, ports: list, frames: int):
 
     if lib.jack_set_latency_callback(handle(client), on_latency, ffi.NULL) != 0:
         raise jack.JackError("could not set the latency callback")
-    return on_latency, rng, handles
+
+    def change(new_frames: int) -> None:
+        """A new latency (the master chain changed): not the process thread."""
+        rng.min = rng.max = int(new_frames)
+        lib.jack_recompute_total_latencies(handle(client))
+
+    change.keep = (on_latency, rng, handles)  # alive as long as the client
+    return change
 
 
 def capture_latency(client: jack.Client, port_name: str) -> tuple[int, int]:

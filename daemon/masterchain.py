@@ -57,10 +57,15 @@ def crumb_file(instance: str) -> Path:
     return Path("/dev/shm") / f"jackgen.{instance}.crumb"
 
 
-def open_crumb(instance: str) -> np.ndarray:
-    """The shared word (int64) naming the master plugin the engine is inside; created if missing."""
+def open_crumb(instance: str, create: bool = True) -> np.ndarray:
+    """The shared word (int64) naming the master plugin the engine is inside. Control creates it
+    (before the rings, so an engine that found the rings finds it too) and removes it at exit;
+    an engine run without control gets a private word that nobody reads."""
     path = crumb_file(instance)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+    except FileNotFoundError:
+        return np.zeros(1, dtype=np.int64)
     try:
         if os.fstat(fd).st_size < 8:
             os.ftruncate(fd, 8)
@@ -215,12 +220,13 @@ class MasterChain:
 class Loader(threading.Thread):
     """Builds master chains for the callback (engine process, not real-time)."""
 
-    def __init__(self, mc: MasterChain, instance: str, extra_dirs, block_size) -> None:
+    def __init__(self, mc: MasterChain, instance: str, extra_dirs, block_size, on_swap=None) -> None:
         super().__init__(name="master-chain-loader", daemon=True)
         self.mc = mc
         self.path = chain_file(instance)
         self.extra_dirs = tuple(extra_dirs)
         self.block_size = block_size  # () -> the engine's current block size
+        self.on_swap = on_swap  # (chain latency) -> None, once the callback plays a new chain
         self.built = 0
         self.stop = threading.Event()
 
@@ -245,6 +251,14 @@ class Loader(threading.Thread):
                 continue
             mc.incoming = (want, chain)
             log.info("master chain %d ready: %s", want, ", ".join(p.name for p in chain.plugins) or "empty")
+            for _ in range(400):  # the callback takes it at its next block
+                if mc.incoming is None or self.stop.wait(0.005):
+                    break
+            if mc.incoming is None and self.on_swap is not None:
+                try:
+                    self.on_swap(chain.latency_frames)
+                except Exception as e:  # noqa: BLE001 — reporting latency is not worth the engine
+                    log.warning("could not report the master chain's latency to JACK: %s", e)
 
     def build(self, states: list[dict]) -> Chain:
         mc = self.mc

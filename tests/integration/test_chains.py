@@ -6,6 +6,7 @@ import json
 import os
 import time
 
+import jack
 import numpy as np
 import pytest
 import soundfile as sf
@@ -351,3 +352,41 @@ def test_a_master_plugin_that_crashes_the_engine_is_marked_failed_and_the_sessio
     p = jg.cli("chain", "master", "remove", "1")
     assert p.returncode == 0, p.stderr
     assert [c["name"] for c in jg.status()["master"]["chain"]] == ["Gain"]
+
+
+def test_plugin_latency_is_compensated_on_tracks_and_reported_on_the_master(jackgen, tmp_path):
+    """ZaMaximX2 delays by 480 frames (it says so). On a track the chain drops them: the track
+    stays aligned with its file. On the master they add to the latency JACK reports."""
+    from jackgen.daemon.jacktime import capture_latency
+
+    x = tone(tmp_path / "quiet.wav", 6.0, level=0.02, noise=0.02)  # under the maximizer's threshold: a pure delay
+    jg = jackgen()
+    r = jg.api("POST", "/api/tracks/7/chain/add", {"plugin": "ZaMaximX2"})
+    assert r["chain"][0]["latency_frames"] == 480
+    jg.api("POST", "/api/tracks/7/play", {"file": str(tmp_path / "quiet.wav")})
+    started = playing(jg, 7)["started_frame"]
+    rec = record(["jackgen:track_07_L", "jackgen:track_07_R"], 1.0)
+    off = rec.start_frame - started
+    if rec.xruns_during() == 0 and rec.gaps == 0:
+        assert np.abs(rec.data - x[off: off + rec.data.shape[0]]).max() < 1e-6, "the track is not aligned with its file"
+    else:
+        assert matching_chunks(x[off: off + rec.data.shape[0]], rec.data) >= 0.75
+    jg.api("POST", "/api/tracks/7/stop", {})
+    jg.api("POST", "/api/tracks/master/chain/add", {"plugin": "ZaMaximX2"})
+    lat = jg.status()["master"]["latency_frames"]
+    assert lat == 82 + 480
+    client = jack.Client("latency-probe-2", no_start_server=True)
+    try:
+        assert capture_latency(client, "jackgen:master_L") == (lat, lat)
+    finally:
+        client.close()
+    jg.api("POST", "/api/tracks/8/load", {"file": str(tmp_path / "quiet.wav")})
+    wait_for(lambda: jg.status()["tracks"][7]["state"] == "armed", 10, 0.05, "track 8 armed")
+    at = jg.sync() + RATE // 2
+    jg.api("POST", "/api/tracks/8/play", {"at": at})
+    rec = record(["jackgen:master_L", "jackgen:master_R"], 1.0, start_at=at + lat)  # where a recorder looks
+    n = rec.data.shape[0]
+    if rec.xruns_during() == 0 and rec.gaps == 0:
+        assert np.abs(rec.data - x[:n]).max() < 1e-6, "the master's reported latency is not its real one"
+    else:
+        assert matching_chunks(x[:n], rec.data) >= 0.75
