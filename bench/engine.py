@@ -245,7 +245,8 @@ def run(args: argparse.Namespace) -> dict:
         if rings is not None:
             rings.close(unlink=True)
         if instance is not None:
-            from jackgen.daemon.masterchain import chain_file, crumb_file
+            from jackgen.bridge.crumb import crumb_file
+            from jackgen.daemon.masterchain import chain_file
 
             for f in (chain_file(instance), crumb_file(instance)):
                 f.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from typing import Any
 import soundfile as sf
 
 from jackgen.bridge import schema as S
+from jackgen.bridge.crumb import crumb_file, open_crumb
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.bridge.ring import InstanceLock, RingError
 from jackgen.daemon.clock import EngineClock, TempoMap
@@ -34,9 +35,9 @@ from jackgen.daemon.config import Config, check_session_name
 from jackgen.daemon.connections import ConnectionKeeper
 from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check_track
 from jackgen.daemon.jobs import JobBoard
-from jackgen.daemon.masterchain import chain_file, crumb_file, open_crumb
+from jackgen.daemon.masterchain import chain_file
 from jackgen.daemon.midimap import ACTIONS, MidiMap, MidiMapError, decode
-from jackgen.generators.job import TAKE_RE
+from jackgen.generators.job import BACKENDS, TAKE_RE
 from jackgen.generators.link import atomic_write_json
 from jackgen.dsp.master import EQ_BANDS, EQ_TYPES, check_band, master_latency
 from jackgen.dsp.plugins import PluginError
@@ -197,7 +198,7 @@ class Control:
         self._master_gen = 0
         self._master_waits: dict[int, asyncio.Future] = {}
         self.master_chain_latency = 0
-        self.crumb = None  # shared word: the master plugin the engine is inside (masterchain.py)
+        self.crumbs: dict = {}  # role -> shared words naming the plugin a process is inside (bridge/crumb.py)
         self.tempo = TempoMap(cfg.control.tempo_bpm, cfg.control.beats_per_bar)
         self.clock = EngineClock()
         self.tempo_source = "jackgen"  # or "jack transport" while a timebase master rolls
@@ -236,7 +237,9 @@ class Control:
             log.warning("reclaimed %d stale shared-memory segments from a previous run: %s", len(stale),
                         ", ".join(stale[:4]) + (" …" if len(stale) > 4 else ""))
         frames = int(self.cfg.engine.ring_seconds * 48000)
-        self.crumb = open_crumb(self.cfg.instance)  # before the rings: an engine that finds them finds it
+        # before the rings: a process that finds them finds its crash crumb too (bridge/crumb.py)
+        self.crumbs = {role: open_crumb(self.cfg.instance, role, 1 if role == "engine" else N_TRACKS)
+                       for role in CRUMB_ROLES}
         self.rings = InstanceRings.create(self.cfg.instance, frames)
 
     def load_session(self) -> None:
@@ -359,7 +362,7 @@ class Control:
         self.connections.close()
         if self.rings:
             self.rings.close(unlink=True)
-        for path in (crumb_file(self.cfg.instance), chain_file(self.cfg.instance)):
+        for path in (*(crumb_file(self.cfg.instance, r) for r in CRUMB_ROLES), chain_file(self.cfg.instance)):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         if self.lock:
@@ -429,7 +432,7 @@ class Control:
             self.engine_status.update({"sample_rate": rate, "block_size": block})
             self._status_rx_mono = time.monotonic()
             log.info("engine %d says hello (%d Hz, %d frames); restoring state", pid, rate, block)
-            self._check_crumb()
+            self.check_crumb("engine", self.engine.last_exit if self.engine else None)
             self._replay_state()
         elif op == S.EVT_MASTER_CHAIN:
             _, gen, ok, latency, err = e
@@ -615,7 +618,9 @@ class Control:
                 stream.primed.set_result(msg.get("frames", 0))
 
     async def _on_feeder_exit(self, child: ChildProcess, code: int) -> None:
-        """The feeder died: once it is back, resume every unfinished stream where it stopped."""
+        """The feeder died: once it is back, resume every unfinished stream where it stopped
+        (without a plugin it died in)."""
+        self.check_crumb("feeder", code)
         pending = [s for s in self.streams.values() if not s.done and s.producer is None]
         if not pending:
             return
@@ -646,11 +651,11 @@ class Control:
     # ------------------------------------------------------------ plugin chains
     def chain_request(self, t: int) -> dict:
         """What a producer needs to run track t's chain (nothing when it has none)."""
-        tr = self.tracks[t]
-        if not tr.chain:
+        live = _live(self.tracks[t].chain)
+        if not live:
             return {}
         lead = int(self.cfg.plugins.lead_ms * 1e-3 * (self.sample_rate or 48000))
-        return {"chain": tr.chain, "lead_frames": lead, "vst3_dirs": list(self.cfg.plugins.vst3_dirs)}
+        return {"chain": live, "lead_frames": lead, "vst3_dirs": list(self.cfg.plugins.vst3_dirs)}
 
     def _chain_target(self, track: object) -> tuple[int | None, list, str]:
         """(track index or None for the master, its chain list, how messages name it)."""
@@ -676,6 +681,14 @@ class Control:
         s = self.streams.get(t)
         if s is None or s.finished.is_set():
             return
+        chain = self.tracks[t].chain  # the producer runs it without failed plugins: its indices skip them
+        if change["kind"] == "chain":
+            change = {**change, "chain": _live(chain)}
+        else:
+            j = _live_index(chain, change["index"])
+            if j is None:
+                return
+            change = {**change, "index": j}
         target = self.feeder if s.producer is None else s.producer
         if target is not None:
             with contextlib.suppress(JackgenError):
@@ -861,20 +874,14 @@ class Control:
     # ------------------------------------------------------------ master plugin chain (runs in the engine)
     def _engine_chain(self) -> list[dict]:
         """The master chain as the engine runs it: without plugins marked failed."""
-        return [c for c in self.master["chain"] if not c.get("failed")]
-
-    def _engine_index(self, i: int) -> int | None:
-        chain = self.master["chain"]
-        if chain[i].get("failed"):
-            return None
-        return sum(1 for c in chain[:i] if not c.get("failed"))
+        return _live(self.master["chain"])
 
     async def _push_master_change(self, change: dict) -> None:
         if change["kind"] == "chain":  # _chain_edit holds the lock
             await self._send_master_chain()
             return
         async with self._master_lock:  # after any rebuild in flight, so the indices are the new chain's
-            j = self._engine_index(change["index"])
+            j = _live_index(self.master["chain"], change["index"])
             if j is None or not self.engine_alive():
                 return
             if change["kind"] == "param":
@@ -909,28 +916,35 @@ class Control:
             except JackgenError as e:
                 log.error("restoring the master chain: %s", e)
 
-    def _check_crumb(self) -> None:
-        """A new engine says hello: if the last one died inside a master plugin, mark that plugin
-        failed (kept in the session, named in the chain list) so the chain comes back without it."""
-        if self.crumb is None or not int(self.crumb[0]):
+    def check_crumb(self, role: str, code: int | None) -> None:
+        """A plugin host died (``role``: engine, feeder, worker-<backend>) or a new engine says hello:
+        each plugin its crumb still names is marked failed (kept in the session, shown in the chain
+        list), so the restarted process runs the chain without it."""
+        words = self.crumbs.get(role)
+        if words is None:
             return
-        v = int(self.crumb[0])
-        self.crumb[0] = 0
-        j = v - 1 if v > 0 else -v - 1
-        live = self._engine_chain()
-        if not 0 <= j < len(live):
-            return
-        entry = live[j]
-        code = self.engine.last_exit if self.engine else None
-        how = ""
-        if code is not None and code < 0:
-            with contextlib.suppress(ValueError):
-                how = f" ({signal.Signals(-code).name})"
-        i = self.master["chain"].index(entry)
-        entry["failed"] = (f"crashed the engine{how} while {'processing audio' if v > 0 else 'loading'}; "
-                           f"the master chain runs without it (remove it: jackgen chain master remove {i})")
-        log.error("master plugin %d (%s) %s", i, entry["name"], entry["failed"])
-        self.save_session()
+        for t, v in enumerate(words.tolist()):
+            if not v:
+                continue
+            words[t] = 0
+            chain = self.master["chain"] if role == "engine" else self.tracks[t].chain
+            live = _live(chain)
+            j = v - 1 if v > 0 else -v - 1
+            if not 0 <= j < len(live):
+                continue
+            entry = live[j]
+            how = ""
+            if code is not None and code < 0:
+                with contextlib.suppress(ValueError):
+                    how = f" ({signal.Signals(-code).name})"
+            i = chain.index(entry)
+            owner = "master" if role == "engine" else str(t + 1)
+            entry["failed"] = (f"crashed the {role.replace('-', ' ')}{how} while "
+                               f"{'processing audio' if v > 0 else 'loading'}; the chain runs without it "
+                               f"(remove it: jackgen chain {owner} remove {i})")
+            log.error("%s plugin %d (%s) %s", "master" if role == "engine" else f"track {t + 1}", i,
+                      entry["name"], entry["failed"])
+            self.save_session()
 
     def set_master(self, gain_db: object = None, eq: object = None) -> dict:
         """Makeup gain (dB) and/or EQ bands ([{band 1-4, type, freq, gain_db, q}, …]); all checked before any applies."""
@@ -1445,3 +1459,18 @@ def load_master(data: object) -> dict:
 def _track_id(t: int | None) -> int | str:
     """How replies name a chain's owner: 1-16, or "master"."""
     return "master" if t is None else t + 1
+
+
+CRUMB_ROLES = ("engine", "feeder", *(f"worker-{b}" for b in BACKENDS))
+
+
+def _live(chain: list[dict]) -> list[dict]:
+    """A chain as its host runs it: without the plugins marked failed."""
+    return [c for c in chain if not c.get("failed")]
+
+
+def _live_index(chain: list[dict], i: int) -> int | None:
+    """Where plugin ``i`` sits in the running chain (None: it is failed, not running)."""
+    if chain[i].get("failed"):
+        return None
+    return sum(1 for c in chain[:i] if not c.get("failed"))

@@ -31,13 +31,14 @@ import numpy as np
 from jack import _ffi as jack_ffi  # noqa: PLC2701
 from jack import _lib as jack_lib  # noqa: PLC2701
 
+from jackgen.bridge.crumb import open_crumb
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.bridge.schema import MAX_MIDI_EVENTS_PER_BLOCK
 from jackgen.daemon.config import Config
 from jackgen.daemon.jacktime import ffi as _jt_ffi
 from jackgen.daemon.jacktime import lib as _jt_lib
 from jackgen.daemon.jacktime import report_output_latency
-from jackgen.daemon.masterchain import Loader, MasterChain, open_crumb
+from jackgen.daemon.masterchain import Loader, MasterChain
 from jackgen.daemon.proctitle import set_title
 from jackgen.daemon.rt import EngineCore
 from jackgen.daemon.sdnotify import notify

@@ -129,6 +129,7 @@ class WorkerLink:
             self.ready.set()
         why = f"the {self.backend} worker died (exit code {code})" if code >= 0 else \
             f"the {self.backend} worker was killed (signal {-code})"
+        self.board.control.check_crumb(f"worker-{self.backend}", code)
         self.board.control.abort_streams_of(self)
         job = self.current
         if job is not None and job.status not in FINAL:

@@ -17,7 +17,7 @@ the plugins in the JACK callback costs.
   **bypass** (``CMD_MASTER_BYPASS``) crossfades over one block. Both name the chain
   generation they were meant for; a stale one is counted and ignored.
 - **Crashes**: before each plugin runs, the callback writes its index + 1 to a
-  shared-memory word (``/dev/shm/jackgen.<instance>.crumb``; the loader writes
+  shared-memory word (``/dev/shm/jackgen.<instance>.crumb-engine``; the loader writes
   −(index + 1) while loading). If the engine dies inside a plugin, the word still
   names it: control marks that plugin failed and the restarted engine comes back
   without it.
@@ -32,47 +32,22 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import mmap
-import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from jackgen.bridge import schema as S
-from jackgen.dsp.plugins import Chain, Plugin
+from jackgen.dsp.plugins import Chain
 
 log = logging.getLogger("jackgen.engine")
 
 RAMP_S = 0.02  # parameter glides: 20 ms …
 RAMP_STEP = 32  # … in steps of 32 frames
-CRUMB_LOADING_BASE = -1  # the loader writes -(index + 1)
 
 
 def chain_file(instance: str) -> Path:
     return Path("/dev/shm") / f"jackgen.{instance}.master-chain.json"
-
-
-def crumb_file(instance: str) -> Path:
-    return Path("/dev/shm") / f"jackgen.{instance}.crumb"
-
-
-def open_crumb(instance: str, create: bool = True) -> np.ndarray:
-    """The shared word (int64) naming the master plugin the engine is inside. Control creates it
-    (before the rings, so an engine that found the rings finds it too) and removes it at exit;
-    an engine run without control gets a private word that nobody reads."""
-    path = crumb_file(instance)
-    try:
-        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
-    except FileNotFoundError:
-        return np.zeros(1, dtype=np.int64)
-    try:
-        if os.fstat(fd).st_size < 8:
-            os.ftruncate(fd, 8)
-        mm = mmap.mmap(fd, 8)
-    finally:
-        os.close(fd)
-    return np.frombuffer(mm, dtype=np.int64, count=1)
 
 
 class MasterChain:
@@ -171,13 +146,7 @@ class MasterChain:
             self.crumb[0] = 0
 
     def _run(self, chain: Chain, block: np.ndarray) -> np.ndarray:
-        y = block
-        crumb = self.crumb
-        for i, p in enumerate(chain.plugins):
-            crumb[0] = i + 1
-            y = p.process(y)
-        crumb[0] = 0
-        return y
+        return chain.process(block, self.crumb)
 
     def _run_fading(self, chain: Chain, master: np.ndarray) -> None:
         y = master
@@ -262,10 +231,7 @@ class Loader(threading.Thread):
 
     def build(self, states: list[dict]) -> Chain:
         mc = self.mc
-        chain = Chain(mc.rate, self.extra_dirs)
-        for i, st in enumerate(states):
-            mc.crumb[0] = CRUMB_LOADING_BASE - i
-            chain.plugins.append(Plugin.from_state(st, mc.rate, self.extra_dirs))
+        chain = Chain.from_state(states, mc.rate, self.extra_dirs, mc.crumb)
         n = max(16, int(self.block_size()))
         z = np.zeros((2, n), dtype=np.float32)
         for i, p in enumerate(chain.plugins):  # first calls allocate and prepare: here, not in the callback

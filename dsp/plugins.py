@@ -287,18 +287,32 @@ class Chain:
     def latency_frames(self) -> int:
         return sum(p.latency_frames for p in self.plugins if not p.bypass)
 
-    def process(self, block: np.ndarray) -> np.ndarray:
-        for p in self.plugins:
+    def process(self, block: np.ndarray, crumb: np.ndarray | None = None) -> np.ndarray:
+        """``crumb``: a one-element int64 array in shared memory the caller's supervisor reads
+        if this process dies: index + 1 of the plugin running (0 when none is)."""
+        if crumb is None:
+            for p in self.plugins:
+                block = p.process(block)
+            return block
+        for i, p in enumerate(self.plugins):
+            crumb[0] = i + 1
             block = p.process(block)
+        crumb[0] = 0
         return block
 
     def state(self) -> list[dict]:
         return [p.state() for p in self.plugins]
 
     @classmethod
-    def from_state(cls, states: list[dict], sample_rate: float, extra_dirs=()) -> Chain:
+    def from_state(cls, states: list[dict], sample_rate: float, extra_dirs=(), crumb: np.ndarray | None = None) -> Chain:
+        """``crumb`` (see process) holds −(index + 1) while that plugin loads."""
         c = cls(sample_rate, extra_dirs)
-        c.plugins = [Plugin.from_state(s, sample_rate, extra_dirs) for s in states]
+        for i, s in enumerate(states):
+            if crumb is not None:
+                crumb[0] = -(i + 1)
+            c.plugins.append(Plugin.from_state(s, sample_rate, extra_dirs))
+        if crumb is not None:
+            crumb[0] = 0
         return c
 
 

@@ -38,12 +38,13 @@ class ChainStage:
     """Owned by one producer thread: create it, process and flush on that thread."""
 
     def __init__(self, states: list[dict], rate: int, block: int = BLOCK, extra_dirs=(),
-                 lead: int | None = None) -> None:
+                 lead: int | None = None, crumb: np.ndarray | None = None) -> None:
         self.rate = rate
+        self.crumb = crumb  # shared word naming the plugin this thread is in (Chain.process), or None
         self.lead = lead  # frames the producer may keep in the ring ahead of the playhead (None: no limit)
         self.block = block
         self.extra_dirs = tuple(extra_dirs)
-        self.chain = Chain.from_state(states, rate, self.extra_dirs)
+        self.chain = Chain.from_state(states, rate, self.extra_dirs, crumb)
         self.latency = self.chain.latency_frames
         self.to_drop = self.latency
         self.frame = 0  # stream frames taken in
@@ -101,7 +102,7 @@ class ChainStage:
         if states is None:
             return
         try:
-            chain = Chain.from_state(states, self.rate, self.extra_dirs)
+            chain = Chain.from_state(states, self.rate, self.extra_dirs, self.crumb)
         except Exception as e:  # control validated each plugin; if one fails here, keep the old chain
             self.errors.append(f"chain: {e}")
             chain = None
@@ -174,12 +175,14 @@ class ChainStage:
             except Exception as e:  # control validated it; a plugin may still refuse: keep playing
                 self.errors.append(f"{c.get('kind')}: {e}")
         if old is not None:
-            y_old = old.process(xt)
-            y_new = self.chain.process(xt)
+            y_old = old.process(xt, self.crumb)
+            y_new = self.chain.process(xt, self.crumb)
             return _crossfade(y_old, y_new).T
         if fades:
             y = xt
-            for p in self.chain.plugins:
+            for i, p in enumerate(self.chain.plugins):
+                if self.crumb is not None:
+                    self.crumb[0] = i + 1
                 if p in fades:  # this block fades the plugin in (bypass off) or out (bypass on)
                     was_bypassed = p.bypass
                     p.bypass = False
@@ -188,10 +191,12 @@ class ChainStage:
                     p.bypass = not was_bypassed
                 else:
                     y = p.process(y)
+            if self.crumb is not None:
+                self.crumb[0] = 0
             return y.T
         if self._ramps:
             return self._ramped(xt).T
-        return self.chain.process(xt).T
+        return self.chain.process(xt, self.crumb).T
 
     def _ramped(self, xt: np.ndarray) -> np.ndarray:
         """Process in short pieces while parameters glide to their targets (no zipper clicks)."""
@@ -207,7 +212,7 @@ class ChainStage:
                     del self._ramps[key]
                 else:
                     self._ramps[key] = [cur, target, left]
-            parts.append(self.chain.process(xt[:, s: s + RAMP_STEP]))
+            parts.append(self.chain.process(xt[:, s: s + RAMP_STEP], self.crumb))
         return np.concatenate(parts, axis=1)
 
 
@@ -218,9 +223,10 @@ def _crossfade(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * (1.0 - w) + b * w).astype(np.float32)
 
 
-def stage_for(req: dict, rate: int) -> Any:
+def stage_for(req: dict, rate: int, crumb: np.ndarray | None = None) -> Any:
     """The ChainStage a stream request asks for (``"chain"``: plugin states), or None."""
     states = req.get("chain") or []
     if not states:
         return None
-    return ChainStage(states, rate, extra_dirs=req.get("vst3_dirs") or (), lead=int(req.get("lead_frames") or 0) or None)
+    return ChainStage(states, rate, extra_dirs=req.get("vst3_dirs") or (), lead=int(req.get("lead_frames") or 0) or None,
+                      crumb=crumb)

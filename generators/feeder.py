@@ -19,8 +19,10 @@ from __future__ import annotations
 import logging
 import threading
 
+import numpy as np
 import soundfile as sf
 
+from jackgen.bridge.crumb import open_crumb
 from jackgen.bridge.instance import InstanceRings
 from jackgen.dsp.convert import StreamResampler, to_stereo
 from jackgen.generators.chainstage import ChainStage, stage_for
@@ -32,9 +34,10 @@ CHUNK_FRAMES = 8192
 
 
 class Feeder:
-    def __init__(self, rings: InstanceRings, emit) -> None:
+    def __init__(self, rings: InstanceRings, emit, crumb: np.ndarray | None = None) -> None:
         self.rings = rings
         self.emit = emit
+        self.crumb = crumb if crumb is not None else np.zeros(len(rings.tracks), dtype=np.int64)  # one word a track
         self._cancel: dict[int, threading.Event] = {}
         self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -86,7 +89,7 @@ class Feeder:
             out_rate = int(req["rate"])
             prefill = int(req.get("prefill_frames", 0))
             resume_from = req.get("resume_from")
-            stage = stage_for(req, out_rate)  # built on this thread, which also runs it
+            stage = stage_for(req, out_rate, self.crumb[track : track + 1])  # built on this thread, which runs it
             if stage is not None:
                 self._stages[track] = stage
                 prefill = min(prefill, stage.lead or prefill)
@@ -142,7 +145,7 @@ def run_feeder(instance: str) -> int:
     set_title("jackgen: feeder")
     rings = InstanceRings.attach(instance, timeout_s=10.0)
     emit = stdout_emitter()
-    feeder = Feeder(rings, emit)
+    feeder = Feeder(rings, emit, open_crumb(instance, "feeder", len(rings.tracks), create=False))
     emit({"event": "ready"})
     serve_stdin(feeder.handle, emit)
     for t in range(len(rings.tracks)):

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from jackgen.bridge.crumb import open_crumb
 from jackgen.generators.backends import Backend, TakeContext, make_backend
 from jackgen.generators.chainstage import stage_for
 from jackgen.generators.job import JobError, JobSpec
@@ -52,10 +53,11 @@ class StreamPump:
     """Feeds one stream's chunks into a track ring at the ring's pace, in its own thread."""
 
     def __init__(self, ring, job_id: str, track: int, epoch: int, rate: int, prefill: int, emit,
-                 chain_req: dict | None = None) -> None:
+                 chain_req: dict | None = None, crumb: np.ndarray | None = None) -> None:
         self.ring, self.job_id, self.track, self.epoch = ring, job_id, track, epoch
         self.rate, self.prefill, self.emit = rate, prefill, emit
         self.chain_req = chain_req or {}
+        self.crumb = crumb  # this track's crash word (jackgen.bridge.crumb)
         self.stage = None  # the track's plugin chain, built and run in the pump thread
         self.early: list[dict] = []
         self.chunks: collections.deque[np.ndarray | None] = collections.deque()
@@ -99,7 +101,7 @@ class StreamPump:
     def _run(self) -> None:
         state = "eos"
         try:
-            stage = stage_for(self.chain_req, self.rate)
+            stage = stage_for(self.chain_req, self.rate, self.crumb)
             with self.cv:
                 self.stage = stage
                 early, self.early = self.early, []
@@ -173,10 +175,11 @@ class TakeWriter:
 
 
 class Worker:
-    def __init__(self, backend: Backend, rings, emit) -> None:
+    def __init__(self, backend: Backend, rings, emit, crumb: np.ndarray | None = None) -> None:
         self.backend = backend
         self.rings = rings
         self.emit = emit
+        self.crumb = crumb if crumb is not None else np.zeros(16, dtype=np.int64)  # a word per track
         self.jobs: queue.Queue = queue.Queue()
         self.cancelled: set[str] = set()
         self.current: str | None = None
@@ -264,7 +267,7 @@ class Worker:
             t = int(stream["track"])
             self.stop_stream(t)
             pump = StreamPump(self.rings.tracks[t], jid, t, int(stream["epoch"]), rate,
-                              int(stream.get("prefill_frames", 0)), self.emit, stream)
+                              int(stream.get("prefill_frames", 0)), self.emit, stream, self.crumb[t : t + 1])
             with self.lock:
                 self.pumps[t] = pump
 
@@ -365,7 +368,8 @@ def run_worker(backend_name: str, instance: str | None, options: dict | None = N
         from jackgen.bridge.instance import InstanceRings
 
         rings = InstanceRings.attach(instance, timeout_s=10.0)
-    worker = Worker(backend, rings, emit)
+    crumb = open_crumb(instance, f"worker-{backend_name}", 16, create=False) if instance else None
+    worker = Worker(backend, rings, emit, crumb)
     emit({"event": "ready", "backend": backend_name, "pid": os.getpid(), "info": backend.describe()})
     serve_stdin(worker.handle, emit)
     worker.shutdown()

@@ -310,9 +310,9 @@ def test_master_chain_changes_during_playback_are_smooth_and_bad_ones_change_not
     assert [c["name"] for c in jg.status()["master"]["chain"]] == ["Gain"]
 
 
-def test_a_master_plugin_that_crashes_the_engine_is_marked_failed_and_the_session_comes_back(jackgen, tmp_path):
-    """The engine hosts the master chain, so a plugin that crashes takes the engine down: the
-    supervisor restarts it, and the plugin it died in (named by the shared crumb) stays out."""
+def swappable_bundle(tmp_path):
+    """A copy of ZamCompX2 under another name, and a function that replaces its library with a
+    build that segfaults when loaded (a plugin updated to a broken version between two runs)."""
     import shutil
     import subprocess
 
@@ -321,25 +321,34 @@ def test_a_master_plugin_that_crashes_the_engine_is_marked_failed_and_the_sessio
     shutil.copytree("/usr/lib/vst3/ZamCompX2.vst3", bundle)
     arch = bundle / "Contents" / f"{os.uname().machine}-linux"
     (arch / "ZamCompX2.so").rename(arch / "Swap.so")
+
+    def break_it():
+        (arch / "Swap.so").unlink()
+        src = tmp_path / "crash.c"
+        src.write_text("#include <stddef.h>\nstatic void boom(void) { volatile int *p = NULL; *p = 42; }\n"
+                       "int ModuleEntry(void *h) { boom(); return 1; }\nint ModuleExit(void) { return 1; }\n"
+                       "void *GetPluginFactory(void) { boom(); return NULL; }\n")
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(arch / "Swap.so"), str(src)], check=True)
+
+    return f'[plugins]\nvst3_dirs = ["{plugdir}"]\n', bundle, break_it
+
+
+def test_a_master_plugin_that_crashes_the_engine_is_marked_failed_and_the_session_comes_back(jackgen, tmp_path):
+    """The engine hosts the master chain, so a plugin that crashes takes the engine down: the
+    supervisor restarts it, and the plugin it died in (named by the shared crumb) stays out."""
+    toml, bundle, break_it = swappable_bundle(tmp_path)
     tone(tmp_path / "sine.wav", 30.0, level=0.3, noise=0.0)
-    toml = f'[plugins]\nvst3_dirs = ["{plugdir}"]\n'
     jg = jackgen(extra_toml=toml)
     jg.api("POST", "/api/tracks/master/chain/add", {"plugin": "Gain", "params": {"gain_db": -6}})
     jg.api("POST", "/api/tracks/master/chain/add", {"plugin": str(bundle), "params": {"threshold_db": 0}})
     jg.sync()
     jg.stop()
-    # between two runs the plugin is replaced by a build that segfaults: the session still lists it
-    (arch / "Swap.so").unlink()
-    src = tmp_path / "crash.c"
-    src.write_text("#include <stddef.h>\nstatic void boom(void) { volatile int *p = NULL; *p = 42; }\n"
-                   "int ModuleEntry(void *h) { boom(); return 1; }\nint ModuleExit(void) { return 1; }\n"
-                   "void *GetPluginFactory(void) { boom(); return NULL; }\n")
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(arch / "Swap.so"), str(src)], check=True)
+    break_it()  # the session still lists it
     jg = jackgen(extra_toml=toml)
     st = wait_for(lambda: (s := jg.status())["engine_restarts"] >= 1 and s["engine_running"]
                   and s["master"]["chain"][1].get("failed") and s, 30, 0.2, "the engine to come back")
     failed = st["master"]["chain"][1]["failed"]
-    assert "SIGSEGV" in failed and "while loading" in failed, failed
+    assert "crashed the engine (SIGSEGV) while loading" in failed, failed
     assert "failed" not in st["master"]["chain"][0]
     jg.api("POST", "/api/tracks/6/play", {"file": str(tmp_path / "sine.wav")})
     playing(jg, 6)
@@ -352,6 +361,29 @@ def test_a_master_plugin_that_crashes_the_engine_is_marked_failed_and_the_sessio
     p = jg.cli("chain", "master", "remove", "1")
     assert p.returncode == 0, p.stderr
     assert [c["name"] for c in jg.status()["master"]["chain"]] == ["Gain"]
+
+
+def test_a_track_plugin_that_crashes_the_feeder_is_marked_failed_and_the_stream_resumes_without_it(
+        jackgen, tmp_path):
+    toml, bundle, break_it = swappable_bundle(tmp_path)
+    tone(tmp_path / "sine.wav", 30.0, level=0.3, noise=0.0)
+    jg = jackgen(extra_toml=toml)
+    jg.api("POST", "/api/tracks/9/chain/add", {"plugin": "Gain", "params": {"gain_db": -6}})
+    jg.api("POST", "/api/tracks/9/chain/add", {"plugin": str(bundle), "params": {"threshold_db": 0}})
+    jg.sync()
+    jg.stop()
+    break_it()
+    jg = jackgen(extra_toml=toml)
+    jg.api("POST", "/api/tracks/9/play", {"file": str(tmp_path / "sine.wav")})  # the feeder loads the chain: boom
+    st = wait_for(lambda: (s := jg.status())["feeder_restarts"] >= 1 and s["tracks"][8]["chain"][1].get("failed")
+                  and s["tracks"][8]["state"] == "playing" and s, 30, 0.2, "the stream to resume")
+    assert "crashed the feeder (SIGSEGV) while loading" in st["tracks"][8]["chain"][1]["failed"]
+    time.sleep(0.5)
+    rec = record(["jackgen:track_09_L"], 0.5)
+    assert np.abs(rec.data).max() == pytest.approx(0.15, rel=0.05)  # through the Gain alone
+    assert jg.status()["feeder_restarts"] == 1 and jg.status()["engine_restarts"] == 0
+    ch = jg.api("GET", "/api/tracks/9/chain")["chain"]
+    assert "SIGSEGV" in ch[1]["failed"] and "failed" not in ch[0]
 
 
 def test_plugin_latency_is_compensated_on_tracks_and_reported_on_the_master(jackgen, tmp_path):
