@@ -16,16 +16,8 @@ from __future__ import annotations
 
 from cffi import FFI
 
-CDEF = """
-typedef void *(*jg_get_buffer_fn)(void *port, uint32_t frames);
-
-void jg_mix_block(const float *tb, const uint8_t *active, const float *g0, const float *g1,
-                  uint32_t n_tracks, uint32_t n, float *out, float *t_peak, double *t_sumsq);
-void jg_meter_rows(const float *rows, uint32_t n_rows, uint32_t n, float *peak, double *sumsq);
-
-#define JG_TP_TAPS 20
-#define JG_EQ_BANDS 4
-#define JG_MRING 1024
+# The mastering section's state: one definition for cffi and for the C source.
+MASTER_STRUCT = """
 typedef struct {
     float ceiling; float release_coef; float gain_target; float gain_coef;
     uint32_t lookahead; float rate; float eq_coef; uint32_t pad0;
@@ -43,6 +35,19 @@ typedef struct {
     float r[1024];
     float e[1024];
 } jg_master_t;
+"""
+
+CDEF = """
+typedef void *(*jg_get_buffer_fn)(void *port, uint32_t frames);
+
+void jg_mix_block(const float *tb, const uint8_t *active, const float *g0, const float *g1,
+                  uint32_t n_tracks, uint32_t n, float *out, float *t_peak, double *t_sumsq);
+void jg_meter_rows(const float *rows, uint32_t n_rows, uint32_t n, float *peak, double *sumsq);
+
+#define JG_TP_TAPS 20
+#define JG_EQ_BANDS 4
+#define JG_MRING 1024
+""" + MASTER_STRUCT + """
 void jg_master_reset(jg_master_t *s);
 int jg_master_block(jg_master_t *s, float *m, uint32_t n);
 void jg_scatter_rows(jg_get_buffer_fn get_buffer, void **ports, const float *rows,
@@ -67,23 +72,7 @@ SOURCE = r"""
 
 typedef void *(*jg_get_buffer_fn)(void *port, uint32_t frames);
 
-typedef struct {
-    float ceiling; float release_coef; float gain_target; float gain_coef;
-    uint32_t lookahead; float rate; float eq_coef; uint32_t pad0;
-    float fir[3][20];
-    int32_t eq_type[4];
-    float eq_target[4][3];
-    float eq_cur[4][3];
-    double bq[4][5];
-    double z[4][2][2];
-    uint32_t eq_active[4];
-    double gain; double env; float gr_min; uint32_t below;
-    uint64_t pos;
-    double esum;
-    float x[1024][2];
-    float r[1024];
-    float e[1024];
-} jg_master_t;
+""" + MASTER_STRUCT + r"""
 
 /* Gain, sum and meter one block.
    tb      (T, n, 2) interleaved track blocks as read from the rings

@@ -47,6 +47,32 @@ def matching_chunks(ref: np.ndarray, cap: np.ndarray, chunk: int = RATE // 8, re
     return hits / max(total, 1)
 
 
+def changes_are_smooth(jg, chain: str, ports: list[str], seconds: float, slope: float, bypass_back: bool) -> None:
+    """While a 0.3 sine plays through a Gain (0 dB) in ``chain``: add ZamEQ2 (mono, so dual mono),
+    set the Gain to -6 dB, bypass the EQ (and back). The recording of ``ports`` may not step by
+    more than ``slope`` times the dry sine's own largest step (a per-block gain jump measured
+    6x), and the -6 dB must have landed by the end."""
+    import threading
+
+    def change():
+        jg.api("POST", f"{chain}/add", {"plugin": "ZamEQ2"})
+        jg.api("POST", f"{chain}/0/param", {"name": "gain_db", "value": -6})
+        jg.api("POST", f"{chain}/1/bypass", {"on": True})
+        if bypass_back:
+            jg.api("POST", f"{chain}/1/bypass", {"on": False})
+
+    timer = threading.Timer(0.3, change)
+    timer.start()
+    rec = record(ports, seconds)
+    timer.join()
+    a = rec.data[:, 0]
+    if rec.xruns_during() == 0 and rec.gaps == 0:
+        step = np.abs(np.diff(a)).max()
+        assert step < 0.3 * 2 * np.pi * 220 / RATE * slope, step  # no click
+    head, tail = np.abs(a[:4800]).max(), np.abs(a[-4800:]).max()
+    assert head == pytest.approx(0.3, rel=0.05) and tail == pytest.approx(0.3 / 2, rel=0.05)  # -6 dB landed
+
+
 def playing(jg, t: int) -> dict:
     return wait_for(lambda: (s := jg.status()["tracks"][t - 1])["state"] == "playing" and s, 20, 0.01,
                     f"track {t} to play")
@@ -88,24 +114,9 @@ def test_changes_during_playback_are_smooth_and_bad_ones_change_nothing(jackgen,
     jg.api("POST", "/api/tracks/2/chain/add", {"plugin": "Gain", "params": {"gain_db": 0}})
     jg.api("POST", "/api/tracks/2/play", {"file": str(tmp_path / "sine.wav")})
     playing(jg, 2)
-    import threading
-
-    def change():
-        jg.api("POST", "/api/tracks/2/chain/add", {"plugin": "ZamEQ2"})  # mono VST3: dual mono
-        jg.api("POST", "/api/tracks/2/chain/0/param", {"name": "gain_db", "value": -6})
-        jg.api("POST", "/api/tracks/2/chain/1/bypass", {"on": True})
-
-    timer = threading.Timer(0.3, change)
-    timer.start()
-    rec = record(["jackgen:track_02_L", "jackgen:track_02_R"], 3.0)  # a new chain takes over ~1 s later
-    timer.join()
-    a = rec.data[:, 0]
-    if rec.xruns_during() == 0 and rec.gaps == 0:
-        step = np.abs(np.diff(a)).max()
-        sine_step = 0.3 * 2 * np.pi * 220 / RATE  # the largest step of the dry sine
-        assert step < sine_step * 1.2, step  # no click
-    head, tail = np.abs(a[: 4800]).max(), np.abs(a[-4800:]).max()
-    assert head == pytest.approx(0.3, rel=0.05) and tail == pytest.approx(0.3 / 2, rel=0.05)  # -6 dB landed
+    # a new track chain takes over ~1 s after the request (it loads while the ring holds old audio)
+    changes_are_smooth(jg, "/api/tracks/2/chain", ["jackgen:track_02_L", "jackgen:track_02_R"], 3.0, 1.2,
+                       bypass_back=False)
     ch = jg.api("GET", "/api/tracks/2/chain")["chain"]
     assert [c["name"] for c in ch] == ["Gain", "ZamEQ2"] and ch[1]["dual_mono"] and ch[1]["bypass"]
     for path, body, status, words in (
@@ -274,26 +285,9 @@ def test_master_chain_changes_during_playback_are_smooth_and_bad_ones_change_not
     jg.api("POST", "/api/tracks/master/chain/add", {"plugin": "Gain", "params": {"gain_db": 0}})
     jg.api("POST", "/api/tracks/5/play", {"file": str(tmp_path / "sine.wav")})
     playing(jg, 5)
-    import threading
-
-    def change():
-        jg.api("POST", "/api/tracks/master/chain/add", {"plugin": "ZamEQ2"})  # mono VST3: dual mono
-        jg.api("POST", "/api/tracks/master/chain/0/param", {"name": "gain_db", "value": -6})
-        jg.api("POST", "/api/tracks/master/chain/1/bypass", {"on": True})
-        jg.api("POST", "/api/tracks/master/chain/1/bypass", {"on": False})
-
-    timer = threading.Timer(0.3, change)
-    timer.start()
-    rec = record(["jackgen:master_L", "jackgen:master_R"], 2.5)
-    timer.join()
-    a = rec.data[:, 0]
-    if rec.xruns_during() == 0 and rec.gaps == 0:
-        step = np.abs(np.diff(a)).max()
-        # no click: within 1.5x the dry sine's own slope (a per-block gain step measured 6x;
-        # a crossfade between the dry and EQ'd signal, whose phases differ a little, ~1.25x)
-        assert step < 0.3 * 2 * np.pi * 220 / RATE * 1.5, step
-    head, tail = np.abs(a[:4800]).max(), np.abs(a[-4800:]).max()
-    assert head == pytest.approx(0.3, rel=0.05) and tail == pytest.approx(0.3 / 2, rel=0.05)  # -6 dB landed
+    # 1.5x: a crossfade between the dry and the EQ'd sine, whose phases differ a little, measured ~1.25x
+    changes_are_smooth(jg, "/api/tracks/master/chain", ["jackgen:master_L", "jackgen:master_R"], 2.5, 1.5,
+                       bypass_back=True)
     ch = jg.api("GET", "/api/tracks/master/chain")["chain"]
     assert [c["name"] for c in ch] == ["Gain", "ZamEQ2"] and ch[1]["dual_mono"] and not ch[1]["bypass"]
     for path, body, status, words in (
