@@ -31,9 +31,11 @@ typedef struct {
     double gain; double env; float gr_min; uint32_t below;
     uint64_t pos;
     double esum;
-    float x[1024][2];
+    float xs[2][2048];
     float r[1024];
     float e[1024];
+    uint64_t dq[1024];
+    uint64_t dq_head; uint64_t dq_tail;
 } jg_master_t;
 """
 
@@ -179,7 +181,8 @@ static void jg_bq_coefs(int type, double f, double gdb, double q, double rate, d
 }
 
 void jg_master_reset(jg_master_t *s) {
-    memset(s->x, 0, sizeof(s->x));
+    memset(s->xs, 0, sizeof(s->xs));
+    s->dq_head = s->dq_tail = 0;
     memset(s->z, 0, sizeof(s->z));
     for (int i = 0; i < JG_MRING; i++) { s->r[i] = 1.0f; s->e[i] = 1.0f; }
     s->env = 1.0; s->esum = (double)s->lookahead; s->below = 0; s->gr_min = 1.0f;
@@ -218,15 +221,20 @@ static void jg_eq_update(jg_master_t *s, int b) {
     s->eq_active[b] = 1;
 }
 
+/* Each channel's history is written twice, at i and i + JG_MRING, so the interpolator
+   reads JG_TP_TAPS contiguous samples (a loop the compiler vectorises) wherever the
+   window falls in the ring. */
 static inline float jg_tp_at(const jg_master_t *s, uint64_t m) {
     float peak = 0.0f;
+    const uint32_t base = (uint32_t)((m - (JG_TP_D - 1)) & JG_MMASK);
     for (int c = 0; c < 2; c++) {
-        float v = fabsf(s->x[m & JG_MMASK][c]);
+        const float *x = s->xs[c] + base;
+        float v = fabsf(x[JG_TP_D - 1]);
         if (v > peak) peak = v;
         for (int p = 0; p < 3; p++) {
-            float acc = 0.0f;
             const float *h = s->fir[p];
-            for (int k = 0; k < JG_TP_TAPS; k++) acc += h[k] * s->x[(m - (JG_TP_D - 1) + k) & JG_MMASK][c];
+            float acc = 0.0f;
+            for (int k = 0; k < JG_TP_TAPS; k++) acc += h[k] * x[k];
             acc = fabsf(acc);
             if (acc > peak) peak = acc;
         }
@@ -266,16 +274,18 @@ int jg_master_block(jg_master_t *s, float *m, uint32_t n) {
     int touched = 0;
     uint64_t pos = s->pos;
     for (uint32_t i = 0; i < n; i++, pos++) {
-        s->x[pos & JG_MMASK][0] = L[i];
-        s->x[pos & JG_MMASK][1] = R[i];
+        const uint32_t w = (uint32_t)(pos & JG_MMASK);
+        s->xs[0][w] = s->xs[0][w + JG_MRING] = L[i];
+        s->xs[1][w] = s->xs[1][w + JG_MRING] = R[i];
         uint64_t mi = pos - JG_TP_D, j = mi - la;
         float tp = jg_tp_at(s, mi);
         s->r[mi & JG_MMASK] = tp > ceil_ ? ceil_ / tp : 1.0f;
-        float h = 1.0f;
-        for (uint32_t k = 0; k <= la; k++) {
-            float v = s->r[(j + k) & JG_MMASK];
-            if (v < h) h = v;
-        }
+        /* h = min r[j .. mi]: a monotonic queue of positions whose r rise from front to back */
+        float rv = s->r[mi & JG_MMASK];
+        while (s->dq_tail > s->dq_head && s->r[s->dq[(s->dq_tail - 1) & JG_MMASK] & JG_MMASK] >= rv) s->dq_tail--;
+        s->dq[s->dq_tail++ & JG_MMASK] = mi;
+        while (s->dq[s->dq_head & JG_MMASK] < j) s->dq_head++;
+        float h = s->r[s->dq[s->dq_head & JG_MMASK] & JG_MMASK];
         double env = s->env;  /* double: a float32 one-pole stalls short of 1 (its steps round away) */
         if (h < env) env = h;
         else if (env < 1.0) { env += (h - env) * rel; if (env > 0.999999 && h >= 1.0f) env = 1.0; }
@@ -293,7 +303,7 @@ int jg_master_block(jg_master_t *s, float *m, uint32_t n) {
             s->esum = (double)la;
             g = 1.0f;
         }
-        float yl = s->x[j & JG_MMASK][0] * g, yr = s->x[j & JG_MMASK][1] * g;
+        float yl = s->xs[0][j & JG_MMASK] * g, yr = s->xs[1][j & JG_MMASK] * g;
         L[i] = yl > ceil_ ? ceil_ : (yl < -ceil_ ? -ceil_ : yl);
         R[i] = yr > ceil_ ? ceil_ : (yr < -ceil_ ? -ceil_ : yr);
     }
@@ -354,7 +364,7 @@ void jg_zero_ports(jg_get_buffer_fn get_buffer, void **ports, uint32_t n_rows, u
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
-ffibuilder.set_source("jackgen.dsp._kernels", SOURCE, extra_compile_args=["-O2", "-std=c11"], libraries=["m"])
+ffibuilder.set_source("jackgen.dsp._kernels", SOURCE, extra_compile_args=["-O3", "-std=c11"], libraries=["m"])
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)

@@ -38,10 +38,15 @@ DETECT_MARGIN_DB = 0.05
 
 
 def interpolator(taps: int = TAPS) -> np.ndarray:
-    """Phases 1..3 of a 4x interpolating low-pass, (3, taps): row p gives x at m + (p+1)/4 from x[m-D+1 .. m+D]."""
-    from scipy.signal import firwin
+    """Phases 1..3 of a 4x interpolating low-pass, (3, taps): row p gives x at m + (p+1)/4 from x[m-D+1 .. m+D].
 
-    h = firwin(4 * taps + 1, 1.0 / 4.0, window=("kaiser", 5.0)) * 4.0
+    The prototype is scipy's ``firwin(4 * taps + 1, 1/4, window=("kaiser", 5.0))`` (what
+    ``resample_poly`` uses), written out with numpy: importing scipy.signal costs the
+    engine seconds at start."""
+    n = 4 * taps + 1
+    m = np.arange(n) - (n - 1) / 2.0
+    h = 0.25 * np.sinc(0.25 * m) * np.kaiser(n, 5.0)
+    h = h / h.sum() * 4.0
     out = np.zeros((3, taps), dtype=np.float32)
     for p in range(1, 4):
         for k in range(taps):

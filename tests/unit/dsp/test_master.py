@@ -140,3 +140,14 @@ def test_makeup_gain_glides_to_exactly_its_target():
     m.set_gain(0.0)
     y = process_offline(m, x, 256)
     assert y[0, 0] < 0.13 and np.array_equal(y[-1000:], x[-1000:]), "0 dB again means bit-transparent again"
+
+
+def test_the_interpolator_is_resample_polys_filter():
+    from scipy.signal import firwin
+
+    h = firwin(81, 0.25, window=("kaiser", 5.0)) * 4.0
+    from jackgen.dsp.master import interpolator
+
+    fir = interpolator()
+    for p in range(1, 4):
+        np.testing.assert_allclose(fir[p - 1], h[p::4][:20][::-1], rtol=1e-5, atol=1e-7)
