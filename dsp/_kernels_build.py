@@ -28,7 +28,7 @@ typedef struct {
     double bq[4][5];
     double z[4][2][2];
     uint32_t eq_active[4];
-    double gain; double env; float gr_min; uint32_t below;
+    double gain; double env; uint32_t below; uint32_t pad1;
     uint64_t pos;
     double esum;
     float xs[2][2048];
@@ -185,7 +185,7 @@ void jg_master_reset(jg_master_t *s) {
     s->dq_head = s->dq_tail = 0;
     memset(s->z, 0, sizeof(s->z));
     for (int i = 0; i < JG_MRING; i++) { s->r[i] = 1.0f; s->e[i] = 1.0f; }
-    s->env = 1.0; s->esum = (double)s->lookahead; s->below = 0; s->gr_min = 1.0f;
+    s->env = 1.0; s->esum = (double)s->lookahead; s->below = 0;
     s->pos = 4 * JG_MRING;  /* indices below pos read the zeroed history */
     s->gain = s->gain_target;
     for (int b = 0; b < JG_EQ_BANDS; b++) {
@@ -298,7 +298,6 @@ int jg_master_block(jg_master_t *s, float *m, uint32_t n) {
             s->esum += (double)(float)env - (double)old;
             g = (float)(s->esum) * inv_la;
             touched = 1;
-            if (g < s->gr_min) s->gr_min = g;
         } else {
             s->esum = (double)la;
             g = 1.0f;
