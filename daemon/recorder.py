@@ -72,12 +72,22 @@ def record(
         buf = np.zeros((total, len(ports)), dtype=np.float32)
         valid = np.zeros(total, dtype=bool)
         inports = [client.inports.register(f"in_{i + 1}") for i in range(len(ports))]
-        state = {"pos": 0, "start": None, "armed": False, "xruns": 0, "gaps": 0}
+        state = {"pos": 0, "start": None, "armed": False, "xruns": 0, "gaps": 0, "connected_cycles": 0}
         done = threading.Event()
 
         def process(frames: int) -> None:
             if not state["armed"] or done.is_set():
                 return
+            if state["start"] is None:
+                # jack2 reports a connection made before its graph carries it: a port read
+                # in that cycle is still silent. Capture from the second cycle in which
+                # every port is connected.
+                if not all(p.number_of_connections for p in inports):
+                    state["connected_cycles"] = 0
+                    return
+                state["connected_cycles"] += 1
+                if state["connected_cycles"] < 2:
+                    return
             t0 = client.last_frame_time
             skip = 0
             if state["start"] is None:
