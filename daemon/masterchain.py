@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -69,6 +70,17 @@ class MasterChain:
         self.stale = 0  # parameter/bypass commands for a chain that is gone
         self._n = 0
         self._w = np.zeros(0, dtype=np.float32)
+        # The loader sleeps in a read on this pipe (GIL released) until the callback has work
+        # for it: a thread that woke up to poll would compete with the callback for the GIL.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+
+    def wake(self) -> None:
+        """Process thread: one byte to the loader (non-blocking; a full pipe already wakes it)."""
+        try:
+            os.write(self._wake_w, b"w")
+        except OSError:
+            pass
 
     @property
     def busy(self) -> bool:
@@ -77,6 +89,7 @@ class MasterChain:
     # ------------------------------------------------------------ process thread
     def request(self, gen: int) -> None:
         self.want = gen
+        self.wake()
 
     def apply_param(self, gen: int, i: int, name: str, value) -> None:
         chain = self.chain
@@ -129,6 +142,7 @@ class MasterChain:
             self.fading.clear()
             if old is not None:
                 self.retired.append(old)
+            self.wake()  # the loader destroys the old chain and looks for a newer request
             events.put(S.pack(S.EVT_MASTER_CHAIN, gen, 1, self.latency, ""))
             return
         chain = self.chain
@@ -199,9 +213,16 @@ class Loader(threading.Thread):
         self.built = 0
         self.stop = threading.Event()
 
+    def close(self) -> None:
+        self.stop.set()
+        self.mc.wake()
+
     def run(self) -> None:
         mc = self.mc
-        while not self.stop.wait(0.02):
+        while not self.stop.is_set():
+            os.read(mc._wake_r, 64)  # noqa: SLF001 — blocks, without the GIL, until the callback writes
+            if self.stop.is_set():
+                break
             while mc.retired:
                 mc.retired.popleft()  # plugins are destroyed here, not in the callback
             want = mc.want

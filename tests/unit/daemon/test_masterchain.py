@@ -127,6 +127,7 @@ def test_the_loader_builds_what_control_wrote_and_reports_what_it_cannot(tmp_pat
         assert ev.got[-1][:3] == [S.EVT_MASTER_CHAIN, 2, 0] and "NoSuchPlugin" in ev.got[-1][4]
         assert mc.generation == 1  # the old chain plays on
     finally:
-        loader.stop.set()
+        loader.close()
         loader.join(5)
+        assert not loader.is_alive()
         path.unlink(missing_ok=True)
