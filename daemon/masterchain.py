@@ -40,6 +40,7 @@ import numpy as np
 
 from jackgen.bridge import schema as S
 from jackgen.dsp.plugins import Chain
+from jackgen.generators.chainstage import process_fading
 
 log = logging.getLogger("jackgen.engine")
 
@@ -163,22 +164,8 @@ class MasterChain:
         return chain.process(block, self.crumb)
 
     def _run_fading(self, chain: Chain, master: np.ndarray) -> None:
-        y = master
-        w = self._w
-        crumb = self.crumb
-        for i, p in enumerate(chain.plugins):
-            crumb[0] = i + 1
-            if p in self.fading:
-                was = p.bypass
-                p.bypass = False
-                wet = p.process(y)
-                y = y * (1.0 - w) + wet * w if was else wet * (1.0 - w) + y * w
-                p.bypass = not was
-            else:
-                y = p.process(y)
-        crumb[0] = 0
+        master[:] = process_fading(chain, master, self.fading, self.crumb)
         self.fading.clear()
-        master[:] = y
 
     def _run_ramped(self, chain: Chain, master: np.ndarray) -> None:
         """Process in RAMP_STEP-frame pieces while parameters glide (a step per block would zipper)."""

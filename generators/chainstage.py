@@ -179,21 +179,7 @@ class ChainStage:
             y_new = self.chain.process(xt, self.crumb)
             return _crossfade(y_old, y_new).T
         if fades:
-            y = xt
-            for i, p in enumerate(self.chain.plugins):
-                if self.crumb is not None:
-                    self.crumb[0] = i + 1
-                if p in fades:  # this block fades the plugin in (bypass off) or out (bypass on)
-                    was_bypassed = p.bypass
-                    p.bypass = False
-                    wet = p.process(y)
-                    y = _crossfade(y, wet) if was_bypassed else _crossfade(wet, y)
-                    p.bypass = not was_bypassed
-                else:
-                    y = p.process(y)
-            if self.crumb is not None:
-                self.crumb[0] = 0
-            return y.T
+            return process_fading(self.chain, xt, fades, self.crumb).T
         if self._ramps:
             return self._ramped(xt).T
         return self.chain.process(xt, self.crumb).T
@@ -214,6 +200,26 @@ class ChainStage:
                     self._ramps[key] = [cur, target, left]
             parts.append(self.chain.process(xt[:, s: s + RAMP_STEP], self.crumb))
         return np.concatenate(parts, axis=1)
+
+
+def process_fading(chain: Chain, x: np.ndarray, fading: list, crumb: np.ndarray | None = None) -> np.ndarray:
+    """(2, n) through ``chain``, the plugins in ``fading`` changing bypass over this block: each
+    crossfades from its old state to its new one (in when it was bypassed, out when it was not)."""
+    y = x
+    for i, p in enumerate(chain.plugins):
+        if crumb is not None:
+            crumb[0] = i + 1
+        if p in fading:
+            was_bypassed = p.bypass
+            p.bypass = False
+            wet = p.process(y)
+            y = _crossfade(y, wet) if was_bypassed else _crossfade(wet, y)
+            p.bypass = not was_bypassed
+        else:
+            y = p.process(y)
+    if crumb is not None:
+        crumb[0] = 0
+    return y
 
 
 def _crossfade(a: np.ndarray, b: np.ndarray) -> np.ndarray:
