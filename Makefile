@@ -11,6 +11,7 @@ demo: setup
 	.venv/bin/jackgen demo
 
 test: setup-musicgen
+	scripts/check-imports.sh
 	.venv/bin/python -m pytest -q
 
 test-unit: setup-musicgen

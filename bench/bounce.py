@@ -22,9 +22,9 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.engine import machine, write_json  # noqa: E402
-from jackgen.daemon.bounce import bounce  # noqa: E402
+from jackgen.daemon.cli.bounce import bounce  # noqa: E402
 from jackgen.daemon.config import load_config  # noqa: E402
-from jackgen.dsp.plugins import instantiate  # noqa: E402
+from jackgen.plugins.isolate import instantiate  # noqa: E402
 
 
 def main() -> int:

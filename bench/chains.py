@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.engine import machine, report  # noqa: E402
-from jackgen.dsp.plugins import Chain  # noqa: E402
+from jackgen.plugins.host import Chain  # noqa: E402
 
 RATE = 48000.0
 

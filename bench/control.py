@@ -38,8 +38,8 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.engine import XrunObserver, machine, write_json  # noqa: E402
-from jackgen.daemon.jackserver import DummyJack  # noqa: E402
-from jackgen.daemon.osc import build_message  # noqa: E402
+from jackgen.daemon.cli.jackserver import DummyJack  # noqa: E402
+from jackgen.daemon.frontends.osc import build_message  # noqa: E402
 
 SERVER = "jackgen-bench"  # fixed: see DummyJack on jack2's server registry
 

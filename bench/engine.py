@@ -39,7 +39,7 @@ import numpy as np
 
 from jackgen.bridge import schema as S
 from jackgen.bridge.instance import InstanceRings
-from jackgen.daemon.jackserver import DummyJack
+from jackgen.daemon.cli.jackserver import DummyJack
 
 
 def machine() -> dict:
@@ -86,8 +86,8 @@ def producer(instance: str, tracks: int, stop_at: float, chains: bool = False,
     stages = None
     lead = int(lead_ms * 1e-3 * 48000)  # plugins.lead_ms: how far ahead a chained track is kept
     if chains:  # what the feeder does for a chained track: the chain runs just ahead of the playhead
-        from jackgen.dsp.plugins import instantiate
-        from jackgen.generators.chainstage import ChainStage
+        from jackgen.plugins.isolate import instantiate
+        from jackgen.plugins.chainstage import ChainStage
 
         states = [instantiate(n, p)["state"] for n, p in CHAIN]
         stages = [ChainStage(states, 48000) for _ in range(tracks)]
@@ -109,8 +109,8 @@ def producer(instance: str, tracks: int, stop_at: float, chains: bool = False,
 
 def send_master_chain(instance: str, rings) -> None:
     """What control does for `jackgen chain master add`: the states in the shared file, then the command."""
-    from jackgen.daemon.masterchain import chain_file
-    from jackgen.dsp.plugins import instantiate
+    from jackgen.daemon.engine.masterchain import chain_file
+    from jackgen.plugins.isolate import instantiate
 
     states = [instantiate(n, p)["state"] for n, p in CHAIN]
     chain_file(instance).write_text(json.dumps({"gen": 1, "chain": states}))
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> dict:
             rings.close(unlink=True)
         if instance is not None:
             from jackgen.bridge.crumb import crumb_file
-            from jackgen.daemon.masterchain import chain_file
+            from jackgen.daemon.engine.masterchain import chain_file
 
             for f in (chain_file(instance), crumb_file(instance)):
                 f.unlink(missing_ok=True)

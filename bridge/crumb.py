@@ -2,7 +2,7 @@
 
 A process that hosts plugins (the engine for the master chain, the feeder and the
 generator workers for track chains) writes index + 1 to its word before each plugin
-runs and −(index + 1) while one loads (``jackgen.dsp.plugins.Chain``), 0 otherwise.
+runs and −(index + 1) while one loads (``jackgen.plugins.host.Chain``), 0 otherwise.
 If the process dies, the word still names the plugin; control reads it and marks
 that plugin failed before the process is restarted.
 """

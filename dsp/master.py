@@ -23,7 +23,11 @@ import math
 import numpy as np
 
 from jackgen.dsp._kernels import ffi, lib
-from jackgen.dsp.plugins import PluginError
+
+
+class BandError(ValueError):
+    """An EQ band setting that cannot be used; the message names the field and its range."""
+
 
 EQ_TYPES = {"off": 0, "lowshelf": 1, "peak": 2, "highshelf": 3, "highpass": 4, "lowpass": 5}
 EQ_NAMES = {v: k for k, v in EQ_TYPES.items()}
@@ -66,18 +70,18 @@ def master_latency(rate: int, lookahead_ms: float) -> int:
 def check_band(band: dict) -> dict:
     """Validate one EQ band ({"type", "freq", "gain_db", "q"}); returns it normalised."""
     if not isinstance(band, dict):
-        raise PluginError(f"an EQ band is an object with type/freq/gain_db/q, got {band!r}")
+        raise BandError(f"an EQ band is an object with type/freq/gain_db/q, got {band!r}")
     kind = band.get("type", "peak")
     if kind not in EQ_TYPES:
-        raise PluginError(f"EQ band type must be one of {', '.join(EQ_TYPES)}, got {kind!r}")
+        raise BandError(f"EQ band type must be one of {', '.join(EQ_TYPES)}, got {kind!r}")
     out = {"type": kind}
     for key, default, lo, hi in (("freq", 1000.0, 20.0, 20000.0), ("gain_db", 0.0, -24.0, 24.0),
                                  ("q", 0.707, 0.1, 10.0)):
         v = band.get(key, default)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise PluginError(f"EQ {key} must be a number, got {v!r}")
+            raise BandError(f"EQ {key} must be a number, got {v!r}")
         if not lo <= v <= hi:
-            raise PluginError(f"EQ {key} must be between {lo:g} and {hi:g}, got {v:g}")
+            raise BandError(f"EQ {key} must be between {lo:g} and {hi:g}, got {v:g}")
         out[key] = float(v)
     return out
 

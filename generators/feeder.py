@@ -25,8 +25,8 @@ import soundfile as sf
 from jackgen.bridge.crumb import open_crumb
 from jackgen.bridge.instance import InstanceRings
 from jackgen.dsp.convert import StreamResampler, to_stereo
-from jackgen.generators.chainstage import ChainStage, stage_for
-from jackgen.generators.link import serve_stdin, stdout_emitter, write_primed
+from jackgen.plugins.chainstage import ChainStage, stage_for
+from jackgen.common.link import serve_stdin, stdout_emitter, write_primed
 
 log = logging.getLogger("jackgen.feeder")
 
@@ -140,7 +140,7 @@ class Feeder:
 
 
 def run_feeder(instance: str) -> int:
-    from jackgen.daemon.proctitle import set_title
+    from jackgen.common.proctitle import set_title
 
     set_title("jackgen: feeder")
     rings = InstanceRings.attach(instance, timeout_s=10.0)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from jackgen.dsp.convert import StreamResampler
-from jackgen.generators.backends import Backend, TakeContext
+from jackgen.generators.base import Backend, TakeContext
 from jackgen.generators.job import JobError, JobSpec
 
 log = logging.getLogger("jackgen.musicgen")

@@ -40,9 +40,9 @@ import soundfile as sf
 
 from jackgen.bridge.crumb import open_crumb
 from jackgen.generators.backends import Backend, TakeContext, make_backend
-from jackgen.generators.chainstage import stage_for
+from jackgen.plugins.chainstage import stage_for
 from jackgen.generators.job import JobError, JobSpec
-from jackgen.generators.link import EXIT_UNAVAILABLE, atomic_write_json, serve_stdin, stdout_emitter, write_primed
+from jackgen.common.link import EXIT_UNAVAILABLE, atomic_write_json, serve_stdin, stdout_emitter, write_primed
 
 log = logging.getLogger("jackgen.worker")
 
@@ -352,7 +352,7 @@ class Worker:
 
 
 def run_worker(backend_name: str, instance: str | None, options: dict | None = None) -> int:
-    from jackgen.daemon.proctitle import set_title
+    from jackgen.common.proctitle import set_title
 
     set_title(f"jackgen: worker {backend_name}")
     emit = stdout_emitter()

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jackgen.daemon.jackserver import DummyJack
+from jackgen.daemon.cli.jackserver import DummyJack
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_PREFIX = f"t{os.getpid()}"

@@ -12,9 +12,9 @@ import pytest
 import soundfile as sf
 from scipy.signal import correlate
 
-from jackgen.daemon.recorder import record
+from jackgen.daemon.cli.recorder import record
 from jackgen.dsp.mix import true_peak_dbfs
-from jackgen.dsp.plugins import Chain
+from jackgen.plugins.host import Chain
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -383,7 +383,7 @@ def test_a_track_plugin_that_crashes_the_feeder_is_marked_failed_and_the_stream_
 def test_plugin_latency_is_compensated_on_tracks_and_reported_on_the_master(jackgen, tmp_path):
     """ZaMaximX2 delays by 480 frames (it says so). On a track the chain drops them: the track
     stays aligned with its file. On the master they add to the latency JACK reports."""
-    from jackgen.daemon.jacktime import capture_latency
+    from jackgen.daemon.engine.jacktime import capture_latency
 
     x = tone(tmp_path / "quiet.wav", 6.0, level=0.02, noise=0.02)  # under the maximizer's threshold: a pure delay
     jg = jackgen()

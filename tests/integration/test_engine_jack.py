@@ -1,6 +1,6 @@
 """The engine in a real JACK graph (jackd, dummy backend), driven through control's HTTP API.
 
-Captures go through a second JACK client (``jackgen.daemon.recorder``), which
+Captures go through a second JACK client (``jackgen.daemon.cli.recorder``), which
 runs after the engine in each cycle: recording sample ``i`` is JACK frame
 ``start_frame + i``. The documented offset between a scheduled start frame and
 the first sample on the ports is therefore 0.
@@ -25,8 +25,8 @@ import soundfile as sf
 from jackgen.bridge import schema as S
 from jackgen.bridge.instance import InstanceRings
 from jackgen.bridge.ring import AudioRing, ring_name
-from jackgen.daemon.jacktime import capture_latency
-from jackgen.daemon.recorder import record
+from jackgen.daemon.engine.jacktime import capture_latency
+from jackgen.daemon.cli.recorder import record
 from tests.conftest import unique_instance, wait_for
 
 pytestmark = pytest.mark.integration

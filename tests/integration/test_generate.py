@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from jackgen.daemon.recorder import record
+from jackgen.daemon.cli.recorder import record
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from pythonosc import osc_message
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 
-from jackgen.daemon.osc import build_message, slip_decode, slip_encode
-from jackgen.daemon.recorder import record
+from jackgen.daemon.frontends.osc import build_message, slip_decode, slip_encode
+from jackgen.daemon.cli.recorder import record
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

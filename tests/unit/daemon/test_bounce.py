@@ -9,9 +9,9 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
-from jackgen.daemon.bounce import LUFS_TOLERANCE, bounce
+from jackgen.daemon.cli.bounce import LUFS_TOLERANCE, bounce
 from jackgen.daemon.config import load_config
-from jackgen.daemon.errors import JackgenError
+from jackgen.common.errors import JackgenError
 from jackgen.dsp.mix import true_peak_dbfs
 
 RATE = 48000

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from jackgen.daemon.config import ConfigError, load_config
-from jackgen.daemon.errors import JackgenError, check_finite, check_track
+from jackgen.common.errors import JackgenError, check_finite, check_track
 
 
 def test_defaults_need_no_file(monkeypatch):

@@ -12,7 +12,7 @@ import pytest
 
 from jackgen.bridge import schema as S
 from jackgen.bridge.instance import InstanceRings
-from jackgen.daemon.rt import EngineCore, OfflineDriver
+from jackgen.daemon.engine.blockcore import EngineCore, OfflineDriver
 
 RATE = 48000
 ODD_BLOCKS = [1, 33, 256, 4096]

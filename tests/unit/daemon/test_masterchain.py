@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from jackgen.bridge import schema as S
-from jackgen.daemon.masterchain import Loader, MasterChain, chain_file
-from jackgen.dsp.plugins import Chain
+from jackgen.daemon.engine.masterchain import Loader, MasterChain, chain_file
+from jackgen.plugins.host import Chain
 
 RATE = 48000
 N = 256

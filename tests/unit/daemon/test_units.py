@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from jackgen.daemon.units import UNITS, render
+from jackgen.daemon.cli.units import UNITS, render
 
 
 @pytest.mark.parametrize("user", [True, False], ids=["user", "system"])

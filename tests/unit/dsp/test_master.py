@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from jackgen.dsp.master import EQ_TYPES, MasterSection, check_band, process_offline
+from jackgen.dsp.master import EQ_TYPES, BandError, MasterSection, check_band, process_offline
 from jackgen.dsp.mix import true_peak_dbfs
-from jackgen.dsp.plugins import PluginError
 
 RATE = 48000
 
@@ -128,7 +127,7 @@ def test_bad_bands_are_refused_with_the_field_named():
     for band, words in (({"type": "tilt"}, "type must be one of"), ({"type": "peak", "freq": 5}, "freq must be"),
                         ({"type": "peak", "gain_db": "loud"}, "gain_db must be a number"),
                         ({"type": "peak", "q": float("nan")}, "q must be a number"), ("peak", "an EQ band")):
-        with pytest.raises(PluginError, match=words):
+        with pytest.raises(BandError, match=words):
             check_band(band)
     with pytest.raises(ValueError):
         MasterSection(RATE).set_band(4, 2, 1000.0, 1.0, 1.0)

@@ -25,12 +25,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from jackgen.daemon.errors import JackgenError, Unavailable
+from jackgen.common.errors import JackgenError, Unavailable
 from jackgen.generators.job import BACKENDS, PRIORITIES, JobError, JobSpec, new_job_id
-from jackgen.generators.link import EXIT_UNAVAILABLE
+from jackgen.common.link import EXIT_UNAVAILABLE
 
 if TYPE_CHECKING:
-    from jackgen.daemon.control import ChildProcess, Control
+    from jackgen.daemon.control.control import ChildProcess, Control
 
 log = logging.getLogger("jackgen.jobs")
 
@@ -81,7 +81,7 @@ class WorkerLink:
         self.current: Job | None = None
 
     def start(self) -> None:
-        from jackgen.daemon.control import ChildProcess, self_argv
+        from jackgen.daemon.control.control import ChildProcess, self_argv
 
         c = self.board.control
         args = ["worker", self.backend, "--instance", c.cfg.instance]

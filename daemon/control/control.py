@@ -30,17 +30,17 @@ from jackgen.bridge import schema as S
 from jackgen.bridge.crumb import crumb_file, open_crumb
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.bridge.ring import InstanceLock, RingError
-from jackgen.daemon.clock import EngineClock, TempoMap
+from jackgen.daemon.control.clock import EngineClock, TempoMap
 from jackgen.daemon.config import Config, check_session_name
-from jackgen.daemon.connections import ConnectionKeeper
-from jackgen.daemon.errors import JackgenError, Unavailable, check_finite, check_track
-from jackgen.daemon.jobs import JobBoard
-from jackgen.daemon.masterchain import chain_file
-from jackgen.daemon.midimap import ACTIONS, MidiMap, MidiMapError, decode
+from jackgen.daemon.control.connections import ConnectionKeeper
+from jackgen.common.errors import JackgenError, Unavailable, check_finite, check_track
+from jackgen.daemon.jobs.board import JobBoard
+from jackgen.daemon.engine.masterchain import chain_file
+from jackgen.daemon.control.midimap import ACTIONS, MidiMap, MidiMapError, decode
 from jackgen.generators.job import BACKENDS, TAKE_RE
-from jackgen.generators.link import atomic_write_json
-from jackgen.dsp.master import EQ_BANDS, EQ_TYPES, check_band, master_latency
-from jackgen.dsp.plugins import PluginError
+from jackgen.common.link import atomic_write_json
+from jackgen.dsp.master import EQ_BANDS, EQ_TYPES, BandError, check_band, master_latency
+from jackgen.plugins.host import PluginError
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB, cc_to_gain_db, cc_to_pan
 
 log = logging.getLogger("jackgen.control")
@@ -316,7 +316,7 @@ class Control:
         self._saver = asyncio.create_task(self._save_loop(), name="session-saver")
         self._tasks.append(self._saver)
         if self.cfg.control.osc_port:
-            from jackgen.daemon.osc import OscControl
+            from jackgen.daemon.frontends.osc import OscControl
 
             self.osc = OscControl(self)
             try:
@@ -325,7 +325,7 @@ class Control:
                 raise RingError(f"cannot listen for OSC on {self.cfg.control.osc_host}:{self.cfg.control.osc_port}: "
                                 f"{e.strerror} (another jackgen? set control.osc_port)") from None
             log.info("OSC on udp+tcp %s:%d", self.cfg.control.osc_host, self.cfg.control.osc_port)
-        from jackgen.daemon.midiin import MidiInputs
+        from jackgen.daemon.control.midiin import MidiInputs
 
         cc = self.cfg.control
         self.midi_inputs = MidiInputs(cc.midi_api, cc.midi_inputs, cc.midi_exclude, self.on_midi)
@@ -555,7 +555,7 @@ class Control:
         client = self.connections._client  # noqa: SLF001 (only if already open: never blocks here)
         if client is None:
             return None
-        from jackgen.daemon.jacktime import time_to_frames
+        from jackgen.daemon.engine.jacktime import time_to_frames
 
         return lambda usecs, c=client: time_to_frames(c, usecs)
 
@@ -695,7 +695,8 @@ class Control:
                 await target.send({"op": "chain", "track": t, "change": change})
 
     async def chain_add(self, track: object, plugin: object, params: object = None, index: object = None) -> dict:
-        from jackgen.dsp.plugins import PluginError, instantiate_isolated
+        from jackgen.plugins.host import PluginError
+        from jackgen.plugins.isolate import instantiate_isolated
 
         t, chain, label = self._chain_target(track)
         if not isinstance(plugin, str) or not plugin or len(plugin) > 4096 or "\0" in plugin:
@@ -744,7 +745,7 @@ class Control:
 
     async def chain_param(self, track: object, index: object, name: object, value: object,
                           at_frame: int | None = None) -> dict:
-        from jackgen.dsp.plugins import PluginError
+        from jackgen.plugins.host import PluginError
 
         t, chain, i = self._chain_index(track, index)
         entry = chain[i]
@@ -760,7 +761,7 @@ class Control:
 
     def _chain_param_spec(self, entry: dict, name: object):
         """The parameter's range, unit and choices as the plugin reported them when it was added."""
-        from jackgen.dsp.plugins import Param
+        from jackgen.plugins.host import Param
 
         info = {p["name"]: p for p in entry.get("param_info", [])}
         if not isinstance(name, str) or name not in info:
@@ -972,7 +973,7 @@ class Control:
                 merged = {**bands[b - 1], **{k: v for k, v in item.items() if k != "band"}}
                 try:
                     bands[b - 1] = check_band(merged)
-                except PluginError as e:
+                except BandError as e:
                     raise JackgenError(f"EQ band {b}: {e}") from None
         self.master = {**self.master, "gain_db": new_gain, "eq": bands}
         self._send_master()
@@ -1388,8 +1389,8 @@ async def serve(control: Control) -> int:
     """Run control (and its children) plus the HTTP API until SIGTERM/SIGINT."""
     import uvicorn
 
-    from jackgen.daemon.http import build_app
-    from jackgen.daemon.sdnotify import notify
+    from jackgen.daemon.frontends.http import build_app
+    from jackgen.common.sdnotify import notify
 
     try:
         await control.start()
@@ -1450,7 +1451,7 @@ def load_master(data: object) -> dict:
             m["gain_db"] = float(g)
         for b, band in enumerate((data.get("eq") or [])[:EQ_BANDS]):
             m["eq"][b] = check_band(band)
-    except PluginError as e:
+    except BandError as e:
         log.error("the session's master EQ is invalid (%s); using a flat EQ", e)
         m["eq"] = default_master()["eq"]
     return m

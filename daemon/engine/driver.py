@@ -35,13 +35,13 @@ from jackgen.bridge.crumb import open_crumb
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.bridge.schema import MAX_MIDI_EVENTS_PER_BLOCK
 from jackgen.daemon.config import Config
-from jackgen.daemon.jacktime import ffi as _jt_ffi
-from jackgen.daemon.jacktime import lib as _jt_lib
-from jackgen.daemon.jacktime import report_output_latency
-from jackgen.daemon.masterchain import Loader, MasterChain
-from jackgen.daemon.proctitle import set_title
-from jackgen.daemon.rt import EngineCore
-from jackgen.daemon.sdnotify import notify
+from jackgen.daemon.engine.jacktime import ffi as _jt_ffi
+from jackgen.daemon.engine.jacktime import lib as _jt_lib
+from jackgen.daemon.engine.jacktime import report_output_latency
+from jackgen.daemon.engine.masterchain import Loader, MasterChain
+from jackgen.common.proctitle import set_title
+from jackgen.daemon.engine.blockcore import EngineCore
+from jackgen.common.sdnotify import notify
 from jackgen.dsp._kernels import ffi as kffi
 from jackgen.dsp._kernels import lib as klib
 

@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from jackgen.bridge import schema as S
-from jackgen.dsp.plugins import Chain
-from jackgen.generators.chainstage import process_fading
+from jackgen.plugins.host import Chain
+from jackgen.plugins.chainstage import process_fading
 
 log = logging.getLogger("jackgen.engine")
 

@@ -65,7 +65,7 @@ class ConnectionKeeper:
         if snap is None or snap == self.saved:
             return False
         self.saved = snap
-        from jackgen.generators.link import atomic_write_json
+        from jackgen.common.link import atomic_write_json
 
         atomic_write_json(self.path, snap)
         return True

@@ -20,8 +20,8 @@ import httpx
 import numpy as np
 
 from jackgen.daemon.config import Config
-from jackgen.daemon.jackserver import DummyJack, server_running
-from jackgen.daemon.recorder import record, resolve_ports
+from jackgen.daemon.cli.jackserver import DummyJack, server_running
+from jackgen.daemon.cli.recorder import record, resolve_ports
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 30.0) -> dict:

@@ -34,10 +34,10 @@ from pythonosc import osc_bundle, osc_message
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import ntp
 
-from jackgen.daemon.errors import JackgenError
+from jackgen.common.errors import JackgenError
 
 if TYPE_CHECKING:
-    from jackgen.daemon.control import Control
+    from jackgen.daemon.control.control import Control
 
 log = logging.getLogger("jackgen.osc")
 

@@ -83,8 +83,8 @@ def run(
     """Run everything in the foreground: control (HTTP), the engine and the feeder, supervised."""
     import asyncio
 
-    from jackgen.daemon.control import Control, serve
-    from jackgen.daemon.proctitle import set_title
+    from jackgen.daemon.control.control import Control, serve
+    from jackgen.common.proctitle import set_title
 
     overrides = {"control.session": session} if session else None
     cfg = _config(config, overrides)
@@ -102,8 +102,8 @@ def control(
     """Run the control process alone (the engine runs as its own service)."""
     import asyncio
 
-    from jackgen.daemon.control import Control, serve
-    from jackgen.daemon.proctitle import set_title
+    from jackgen.daemon.control.control import Control, serve
+    from jackgen.common.proctitle import set_title
 
     cfg = _config(config, {"control.session": session} if session else None)
     _setup_logging()
@@ -119,7 +119,7 @@ def engine(
 ) -> None:
     """Run the real-time engine (the JACK client) alone."""
     from jackgen.bridge.ring import RingError
-    from jackgen.daemon.engine import run_engine
+    from jackgen.daemon.engine.driver import run_engine
 
     cfg = _config(config, {"instance": instance} if instance else None)
     _setup_logging()
@@ -373,8 +373,8 @@ def bounce(
     """Render the session offline (armed clips from the start, chains, mixer, mastering EQ and true-peak limiter), faster than real time."""
     from rich.progress import Progress
 
-    from jackgen.daemon.bounce import bounce as run_bounce
-    from jackgen.daemon.errors import JackgenError
+    from jackgen.daemon.cli.bounce import bounce as run_bounce
+    from jackgen.common.errors import JackgenError
 
     cfg = _config(config)
     _check_rate_and_tail(rate, tail)
@@ -456,8 +456,8 @@ def plugins(
     config: Optional[str] = ConfigOpt,
 ) -> None:
     """VST3 plugins found (with their parameters) and the built-ins."""
-    from jackgen.dsp.plugins import scan
-    from jackgen.generators.link import atomic_write_json
+    from jackgen.plugins.isolate import scan
+    from jackgen.common.link import atomic_write_json
 
     if action not in ("scan", "list"):
         _fail(f"plugins takes scan or list, got {action!r}")
@@ -600,8 +600,8 @@ def record(
     """Capture SECONDS from jackgen's JACK ports to a 32-bit float WAV."""
     import jack
 
-    from jackgen.daemon.recorder import record as do_record
-    from jackgen.daemon.recorder import resolve_ports
+    from jackgen.daemon.cli.recorder import record as do_record
+    from jackgen.daemon.cli.recorder import resolve_ports
 
     cfg = _config(config)
     if not 0 < seconds <= 24 * 3600:
@@ -632,7 +632,7 @@ def demo(
     session: str = typer.Option("demo", help="Session to record into."),
 ) -> None:
     """End-to-end demo: JACK (dummy if none runs), jackgen, a procedural job streamed into track 1, master recorded."""
-    from jackgen.daemon.demo import run_demo
+    from jackgen.daemon.cli.demo import run_demo
 
     cfg = _config(config, {"control.session": session})
     _setup_logging("WARNING")
@@ -650,7 +650,7 @@ def install_units(
     """Write systemd units (jackgen.target, jackgen-control, jackgen-engine) for this install."""
     from pathlib import Path as _P
 
-    from jackgen.daemon.units import default_output, render
+    from jackgen.daemon.cli.units import default_output, render
 
     if config:
         _config(config)  # refuse to write units around a config that does not load

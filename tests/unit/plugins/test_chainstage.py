@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jackgen.dsp.plugins import instantiate
-from jackgen.generators.chainstage import BLOCK, ChainStage
+from jackgen.plugins.isolate import instantiate
+from jackgen.plugins.chainstage import BLOCK, ChainStage
 
 RATE = 48000
 

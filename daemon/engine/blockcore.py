@@ -21,7 +21,7 @@ and wakes to cold caches. The same block written as ~100 numpy calls measured
 kernels keep it to a few C calls. Per-track state changes (start, stop, underrun)
 are rare and stay in Python.
 
-One engine, two drivers: the JACK client (``jackgen.daemon.engine``) and
+One engine, two drivers: the JACK client (``jackgen.daemon.engine.driver``) and
 :class:`OfflineDriver` (tests, later bounce) call the same ``process``.
 """
 
@@ -40,7 +40,7 @@ from jackgen.bridge._ringc import lib as ringlib
 from jackgen.bridge.ring import AudioRing, MessageRing
 from jackgen.dsp._kernels import ffi as kffi
 from jackgen.dsp._kernels import lib as klib
-from jackgen.daemon.masterchain import MasterChain
+from jackgen.daemon.engine.masterchain import MasterChain
 from jackgen.dsp.master import MasterSection
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB, cc_to_gain_db, cc_to_pan, fade_curve, track_gains
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from jackgen.dsp.plugins import Chain
+from jackgen.plugins.host import Chain
 
 BLOCK = 256
 REBUILD_AHEAD_S = 1.0  # audio made with the old chain while a new one loads (~0.1–0.15 s per VST3 here)

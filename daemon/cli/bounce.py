@@ -24,12 +24,12 @@ from jackgen.bridge import layout as L
 from jackgen.bridge import schema as S
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.daemon.config import Config
-from jackgen.daemon.errors import JackgenError
-from jackgen.daemon.rt import EngineCore, OfflineDriver
+from jackgen.common.errors import JackgenError
+from jackgen.daemon.engine.blockcore import EngineCore, OfflineDriver
 from jackgen.dsp.convert import StreamResampler, to_stereo
 from jackgen.dsp.mix import integrated_lufs, true_peak_dbfs
-from jackgen.dsp.plugins import Chain
-from jackgen.generators.chainstage import stage_for
+from jackgen.plugins.host import Chain
+from jackgen.plugins.chainstage import stage_for
 
 SETTLE_BLOCKS = 4  # silent blocks first, so faders have reached their values when the clips start
 FORMATS = {"16": ("WAV", "PCM_16"), "24": ("WAV", "PCM_24"), "32f": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24")}

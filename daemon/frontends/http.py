@@ -15,10 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from jackgen.daemon.errors import JackgenError
+from jackgen.common.errors import JackgenError
 
 if TYPE_CHECKING:
-    from jackgen.daemon.control import Control
+    from jackgen.daemon.control.control import Control
 
 log = logging.getLogger("jackgen.http")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pedalboard
 import pytest
 
-from jackgen.dsp.plugins import Chain, Plugin, PluginError
+from jackgen.plugins.host import Chain, Plugin, PluginError
 
 RATE = 48000.0
 
@@ -163,7 +163,7 @@ def crashing_bundle(folder) -> str:
 
 
 def test_a_plugin_that_crashes_while_loading_is_refused_not_fatal(tmp_path):
-    from jackgen.dsp.plugins import instantiate_isolated, scan
+    from jackgen.plugins.isolate import instantiate_isolated, scan
 
     bundle = crashing_bundle(tmp_path)
     with pytest.raises(PluginError, match="crashed while loading \\(SIGSEGV\\)"):

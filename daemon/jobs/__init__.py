@@ -1,0 +1,1 @@
+"""Generation jobs on the control side: the queue, dispatch to worker processes, job events."""
