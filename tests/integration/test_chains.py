@@ -102,7 +102,7 @@ def test_live_chain_equals_offline_processing(jackgen, tmp_path):
 
 
 def test_changes_during_playback_are_smooth_and_bad_ones_change_nothing(jackgen, tmp_path, tmp_path_factory):
-    from tests.unit.dsp.test_plugins import crashing_bundle
+    from tests.unit.plugins.test_plugins import crashing_bundle
 
     tone(tmp_path / "sine.wav", 8.0, level=0.3, noise=0.0)
     plugdir = tmp_path / "vst3"
