@@ -1,10 +1,7 @@
-"""Warp to tempo: time-stretch a clip to the session tempo, keeping its pitch (Rubber Band, via
-pedalboard's ``time_stretch``). The clip's own tempo comes from its take metadata or an estimate."""
+"""Warp to tempo: time-stretch a clip to a tempo, keeping its pitch (Rubber Band, via pedalboard's
+``time_stretch``), and estimate a clip's tempo by beat tracking. Arrays in, arrays out."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 
@@ -18,21 +15,6 @@ def stretch_to_tempo(audio: np.ndarray, rate: int, from_bpm: float, to_bpm: floa
     y = pedalboard.time_stretch(np.ascontiguousarray(audio.T, dtype=np.float32), float(rate),
                                 stretch_factor=float(to_bpm) / float(from_bpm), high_quality=True)
     return np.ascontiguousarray(y.T, dtype=np.float32)
-
-
-def tempo_from_metadata(path: str | Path) -> float | None:
-    """A take's tempo from the ``<take>.json`` beside it (what the generator used), if any."""
-    meta = Path(path).with_suffix(".json")
-    if not meta.is_file():
-        return None
-    try:
-        d = json.loads(meta.read_text())
-    except ValueError:
-        return None
-    for v in (d.get("bpm"), (d.get("params") or {}).get("bpm")):
-        if isinstance(v, (int, float)) and 20 <= v <= 400:
-            return float(v)
-    return None
 
 
 def estimate_tempo(audio: np.ndarray, rate: int) -> float:

@@ -80,7 +80,7 @@ class ProceduralBackend(FluidBackend):
             def progress(f: float, base=base) -> None:
                 ctx.progress(base + f / spec.variations)
 
-            sub = TakeContext(ctx.rate, ctx.session_dir, ctx.takes, ctx.should_stop, ctx.info, progress)
+            sub = TakeContext(ctx.rate, ctx.session_dir, ctx.takes, ctx.should_stop, ctx.info, progress, ctx.media)
             yield from self._render(stems["full"], sub, k, total, 0.0, expected_s=spec.duration_s)
 
 
@@ -97,9 +97,9 @@ class FluidSynthBackend(FluidBackend):
     def generate(self, spec: JobSpec, ctx: TakeContext) -> Iterator[tuple[int, np.ndarray]]:
         import mido
 
-        sf2 = str(ctx.allowed(spec.soundfont, "soundfont")) if spec.soundfont else None
+        sf2 = str(ctx.allowed(spec.soundfont, "SoundFont", "soundfont")) if spec.soundfont else None
         if spec.midi:
-            midi = ctx.allowed(spec.midi, "MIDI file")
+            midi = ctx.allowed(spec.midi, "MIDI file", "midi")
             try:
                 length_s = mido.MidiFile(str(midi)).length
             except Exception as e:

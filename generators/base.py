@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jackgen.common.media import MediaError, MediaPolicy
 from jackgen.generators.job import JobError, JobSpec
 
 
@@ -36,13 +37,16 @@ class TakeContext:
     def stems_dir(self, k: int) -> Path:
         return self.session_dir / "midi_stems" / self.takes[k]
 
-    def allowed(self, path: str, what: str) -> Path:
-        """A file named in a job: relative paths are inside the session folder."""
-        p = Path(path)
-        p = (p if p.is_absolute() else self.session_dir / p).resolve()
-        if not p.is_file():
-            raise JobError(f"{what} {path} does not exist")
-        return p
+    media: MediaPolicy | None = None  # which files a job may name (from the job; else the sessions folder)
+
+    def allowed(self, path: str, what: str, kind: str = "audio") -> Path:
+        """A file named in a job, through the media policy: a worker checks again what control
+        checked, since a job may come from elsewhere than control (a queue)."""
+        media = self.media or MediaPolicy.for_session(self.session_dir, self.session_dir.parent)
+        try:
+            return media.resolve(path, what, kind=kind)
+        except MediaError as e:
+            raise JobError(str(e)) from None
 
 
 class Backend:

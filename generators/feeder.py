@@ -26,7 +26,8 @@ from jackgen.bridge.crumb import open_crumb
 from jackgen.bridge.instance import InstanceRings
 from jackgen.dsp.convert import StreamResampler, to_stereo
 from jackgen.plugins.chainstage import ChainStage, stage_for
-from jackgen.common.link import serve_stdin, stdout_emitter, write_primed
+from jackgen.common.link import serve_stdin, stdout_emitter
+from jackgen.generators.producer import write_primed
 
 log = logging.getLogger("jackgen.feeder")
 

@@ -9,10 +9,10 @@ all give the same answer to the same mistake.
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from jackgen.common.takes import new_take_id
 
 BACKENDS = ("procedural", "fluidsynth", "musicgen")
 STYLES = ("lofi", "house", "ambient", "rock")
@@ -25,7 +25,6 @@ MAX_PROMPT_CHARS = 2000
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _KEY_RE = re.compile(r"^\s*([A-Ga-g])\s*([#♯b♭]?)\s*(major|maj|minor|min|m|M)?\s*$")
-TAKE_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}(-[0-9]+)?$")
 
 
 class JobError(ValueError):
@@ -58,7 +57,8 @@ def parse_key(text: str) -> Key:
 
 
 def new_job_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    """A job's id, which is also its first take's (``common.takes``)."""
+    return new_take_id()
 
 
 def _num(d: dict, name: str, lo: float, hi: float, default: float | None, integer: bool = False) -> Any:

@@ -39,10 +39,13 @@ import numpy as np
 import soundfile as sf
 
 from jackgen.bridge.crumb import open_crumb
+from jackgen.common.media import MediaPolicy
 from jackgen.generators.backends import Backend, TakeContext, make_backend
 from jackgen.plugins.chainstage import stage_for
 from jackgen.generators.job import JobError, JobSpec
-from jackgen.common.link import EXIT_UNAVAILABLE, atomic_write_json, serve_stdin, stdout_emitter, write_primed
+from jackgen.common.files import atomic_write_json
+from jackgen.common.link import EXIT_UNAVAILABLE, serve_stdin, stdout_emitter
+from jackgen.generators.producer import write_primed
 
 log = logging.getLogger("jackgen.worker")
 
@@ -284,7 +287,8 @@ class Worker:
                 self.emit({"event": "progress", "id": jid, "fraction": round(float(fraction), 4),
                            "audio_s": round(audio_frames[0] / rate, 3)})
 
-        ctx = TakeContext(rate, session_dir, takes, should_stop, {}, progress)
+        media = MediaPolicy.from_dict(req["media"]) if isinstance(req.get("media"), dict) else None
+        ctx = TakeContext(rate, session_dir, takes, should_stop, {}, progress, media)
         writers: dict[int, TakeWriter] = {}
         first_audio_s = None
         try:

@@ -1,6 +1,6 @@
 """``jackgen bounce``: a session rendered offline through the engine's own per-block function.
 
-Every track with an armed clip plays it from the start, through its plugin chain
+Every track with a clip (the armed one, else the file it last played) plays it from the start, through its plugin chain
 (the same ``ChainStage`` a live producer runs), into private shared-memory rings;
 ``EngineCore.process`` — the function the JACK callback calls — mixes them with
 the session's gains, pans, mutes and solos into the master bus and its limiter,
@@ -11,7 +11,6 @@ and ``bounces/<name>.wav`` (+ per-track stems) is what Ardour would have capture
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -22,8 +21,9 @@ import soundfile as sf
 
 from jackgen.bridge import layout as L
 from jackgen.bridge import schema as S
-from jackgen.bridge.instance import N_TRACKS, InstanceRings
+from jackgen.bridge.instance import InstanceRings
 from jackgen.daemon.config import Config
+from jackgen.daemon.control.session import TrackSettings, live_chain, read_session
 from jackgen.common.errors import JackgenError
 from jackgen.daemon.engine.blockcore import EngineCore, OfflineDriver
 from jackgen.dsp.convert import StreamResampler, to_stereo
@@ -76,18 +76,16 @@ def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", s
     if lufs is not None and not -60.0 <= lufs <= 0.0:
         raise JackgenError(f"loudness target must be between -60 and 0 LUFS, got {lufs:g}")
     session_dir = cfg.session_dir(session)
-    sj = session_dir / "session.json"
-    if not sj.is_file():
-        raise JackgenError(f"session {session!r} does not exist (no {sj})")
-    data = json.loads(sj.read_text())
-    tracks = (data.get("tracks") or [])[:N_TRACKS]
-    master_settings = dict(data.get("master") or {})
-    armed = {t: tr for t, tr in enumerate(tracks) if tr.get("armed")}
-    for t, tr in armed.items():
-        if not Path(tr["armed"]).is_file():
-            raise JackgenError(f"track {t + 1}'s clip {tr['armed']} is missing")
-    if not armed:
-        raise JackgenError(f"session {session!r} has no armed clips to bounce (jackgen load TRACK FILE)")
+    data = read_session(session_dir)
+    tracks = data.tracks
+    master_settings = dict(data.master)
+    sources = {t: tr for t, tr in enumerate(tracks) if tr.source}  # armed, else the file it last played
+    for t, tr in sources.items():
+        if not Path(tr.source).is_file():
+            raise JackgenError(f"track {t + 1}'s clip {tr.source} is missing")
+    if not sources:
+        raise JackgenError(f"session {session!r} has no clips to bounce: play or load one on a track "
+                           "(jackgen play TRACK FILE, jackgen load TRACK FILE)")
     out_path = Path(out) if out else session_dir / "bounces" / f"{session}-{time.strftime('%Y%m%d-%H%M%S')}.{'flac' if fmt == 'flac' else 'wav'}"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -97,7 +95,7 @@ def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", s
         def prog(f: float, p=p) -> None:  # passes share the bar; one that lands early jumps to the end
             if progress is not None:
                 progress((p + f) / LUFS_PASSES if lufs is not None else f)
-        info = _render(cfg, tracks, armed, master_settings, out_path, fmt, stems, rate, block, tail_s, prog)
+        info = _render(cfg, tracks, sources, master_settings, out_path, fmt, stems, rate, block, tail_s, prog)
         rendering += info["render_s"]
         passes.append({"gain_db": round(float(master_settings.get("gain_db", 0.0)), 2),
                        "integrated_lufs": info["integrated_lufs"]})
@@ -120,10 +118,12 @@ def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", s
     return info
 
 
-def _render(cfg: Config, tracks: list[dict], armed: dict[int, dict], master_settings: dict, out_path: Path,
+def _render(cfg: Config, tracks: list[TrackSettings], armed: dict[int, TrackSettings], master_settings: dict,
+            out_path: Path,
             fmt: str, stems: bool, rate: int, block: int, tail_s: float,
             progress: Callable[[float], None]) -> dict:
-    sources = {t: _Source(tr["armed"], rate, tr.get("chain") or [], cfg.plugins.vst3_dirs) for t, tr in armed.items()}
+    # each chain as its live host runs it: without the plugins marked failed (they crashed a host)
+    sources = {t: _Source(tr.source, rate, live_chain(tr.chain), cfg.plugins.vst3_dirs) for t, tr in armed.items()}
     length = max(s.frames + (s.stage.latency if s.stage else 0) for s in sources.values()) + int(tail_s * rate)
     t0 = time.perf_counter()
     inst = f"bounce-{os.getpid()}"
@@ -135,14 +135,14 @@ def _render(cfg: Config, tracks: list[dict], armed: dict[int, dict], master_sett
                           limiter_ceiling_db=e.limiter_ceiling_db, limiter_release_ms=e.limiter_release_ms,
                           limiter_lookahead_ms=e.limiter_lookahead_ms, master=master_settings,
                           meter_hz=e.meter_hz)
-        master_chain = [c for c in master_settings.get("chain") or [] if not c.get("failed")]
+        master_chain = live_chain(master_settings.get("chain") or [])
         if master_chain:  # built here, as the engine's loader builds it, and run by EngineCore.process
             core.master_chain.chain = Chain.from_state(master_chain, rate, cfg.plugins.vst3_dirs)
             core.master_chain.latency = core.master_chain.chain.latency_frames
         drv = OfflineDriver(core, start_frame=0)
         for t, tr in enumerate(tracks):
-            for op, v in ((S.CMD_GAIN, float(tr.get("gain_db", 0.0))), (S.CMD_PAN, float(tr.get("pan", 0.0))),
-                          (S.CMD_MUTE, int(bool(tr.get("mute")))), (S.CMD_SOLO, int(bool(tr.get("solo"))))):
+            for op, v in ((S.CMD_GAIN, tr.gain_db), (S.CMD_PAN, tr.pan), (S.CMD_MUTE, int(tr.mute)),
+                          (S.CMD_SOLO, int(tr.solo))):
                 rings.commands.put(S.pack(op, t, v))
         for t in sources:
             rings.tracks[t].begin_stream(1, rate)

@@ -83,7 +83,8 @@ def run(
     """Run everything in the foreground: control (HTTP), the engine and the feeder, supervised."""
     import asyncio
 
-    from jackgen.daemon.control.control import Control, serve
+    from jackgen.daemon.control.control import Control
+    from jackgen.daemon.service import serve
     from jackgen.common.proctitle import set_title
 
     overrides = {"control.session": session} if session else None
@@ -102,7 +103,8 @@ def control(
     """Run the control process alone (the engine runs as its own service)."""
     import asyncio
 
-    from jackgen.daemon.control.control import Control, serve
+    from jackgen.daemon.control.control import Control
+    from jackgen.daemon.service import serve
     from jackgen.common.proctitle import set_title
 
     cfg = _config(config, {"control.session": session} if session else None)
@@ -401,8 +403,8 @@ def warp(
     """Time-stretch a clip or take to a tempo, keeping its pitch (then `jackgen load` it)."""
     import soundfile as sf
 
-    from jackgen.dsp.warp import estimate_tempo, stretch_to_tempo, tempo_from_metadata
-    from jackgen.generators.job import TAKE_RE
+    from jackgen.common.takes import TAKE_RE, tempo_from_metadata
+    from jackgen.dsp.warp import estimate_tempo, stretch_to_tempo
 
     cfg = _config(config)
     sdir = cfg.session_dir(session or cfg.control.session)
@@ -457,7 +459,7 @@ def plugins(
 ) -> None:
     """VST3 plugins found (with their parameters) and the built-ins."""
     from jackgen.plugins.isolate import scan
-    from jackgen.common.link import atomic_write_json
+    from jackgen.common.files import atomic_write_json
 
     if action not in ("scan", "list"):
         _fail(f"plugins takes scan or list, got {action!r}")
@@ -530,7 +532,7 @@ def status(config: Optional[str] = ConfigOpt, as_json: bool = typer.Option(False
 
 
 def _abs(path: str) -> str:
-    from jackgen.generators.job import TAKE_RE
+    from jackgen.common.takes import TAKE_RE
 
     if TAKE_RE.match(path) and not Path(path).exists():
         return path  # a take id: control finds it in the session's audio_gen/

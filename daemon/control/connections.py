@@ -15,6 +15,8 @@ from pathlib import Path
 
 import jack
 
+from jackgen.common.files import atomic_write_json
+
 log = logging.getLogger("jackgen.connections")
 
 
@@ -65,8 +67,6 @@ class ConnectionKeeper:
         if snap is None or snap == self.saved:
             return False
         self.saved = snap
-        from jackgen.common.link import atomic_write_json
-
         atomic_write_json(self.path, snap)
         return True
 

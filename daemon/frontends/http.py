@@ -9,16 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from jackgen.common.errors import JackgenError
-
-if TYPE_CHECKING:
-    from jackgen.daemon.control.control import Control
+from jackgen.daemon.control.control import Control
 
 log = logging.getLogger("jackgen.http")
 

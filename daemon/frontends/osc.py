@@ -15,8 +15,10 @@ scsynth). Replies use the framing the client used.
 Every sender (UDP address, TCP connection) gets its own bounded queue and
 worker, so its commands run in the order sent (``/jackgen/sync`` means "all I
 sent before is done") while a slow ``load`` from one client does not hold up
-another. A flood beyond the queue is dropped and counted, and error replies to a
-flooding sender are rate-limited; memory stays bounded.
+another. Over TCP a full queue stops the reading of that connection until there is
+room (TCP's flow control holds the sender back), so nothing sent is lost; over UDP,
+which has no flow control, a flood beyond the queue is dropped and counted. Error
+replies to a flooding sender are rate-limited; memory stays bounded.
 """
 
 from __future__ import annotations
@@ -28,16 +30,14 @@ import re
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from pythonosc import osc_bundle, osc_message
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import ntp
 
 from jackgen.common.errors import JackgenError
-
-if TYPE_CHECKING:
-    from jackgen.daemon.control.control import Control
+from jackgen.daemon.control.control import Control
 
 log = logging.getLogger("jackgen.osc")
 
@@ -241,6 +241,11 @@ class OscControl:
         self._tcp_count = 0
         self._notify_task: asyncio.Task | None = None
 
+    def counters(self) -> dict:
+        """What ``jackgen status`` shows of the OSC server."""
+        return {"packets": self.packets, "messages": self.messages, "errors": self.errors, "dropped": self.dropped,
+                "late_bundles": self.late, "subscribers": len(self.subscribers)}
+
     # ---------------------------------------------------------- transport side
     def sender_for(self, key: Any, name: str, send: Callable[[bytes], None]) -> Sender:
         s = self.senders.get(key)
@@ -262,16 +267,19 @@ class OscControl:
             if s.worker:
                 s.worker.cancel()
 
-    def packet(self, sender: Sender, data: bytes) -> None:
-        """Called by a transport for every packet: parse now, act in the sender's worker."""
+    def _parse(self, sender: Sender, data: bytes) -> list[Message]:
         self.packets += 1
         try:
-            msgs = parse_packet(data)
+            return parse_packet(data)
         except OscParseError as e:
             self.errors += 1
             sender.error("", str(e))
-            return
-        for m in msgs:
+            return []
+
+    def packet(self, sender: Sender, data: bytes) -> None:
+        """A UDP packet: parse now, act in the sender's worker. UDP has no flow control, so a flood
+        beyond the sender's queue is dropped, counted and answered (rate-limited)."""
+        for m in self._parse(sender, data):
             try:
                 sender.queue.put_nowait(m)
             except asyncio.QueueFull:
@@ -280,6 +288,12 @@ class OscControl:
                 if sender.dropped in (1, 10, 100) or sender.dropped % 1000 == 0:
                     log.warning("OSC from %s: queue full, %d message(s) dropped so far", sender.name, sender.dropped)
                 sender.error(m.address, "jackgen is overloaded: message dropped (send less, or use /jackgen/sync)")
+
+    async def packet_flow(self, sender: Sender, data: bytes) -> None:
+        """A TCP packet: while the sender's queue is full this waits, so its connection is not read
+        any further (TCP's flow control slows the sender down): every message is applied, in order."""
+        for m in self._parse(sender, data):
+            await sender.queue.put(m)
 
     async def _work(self, sender: Sender) -> None:
         while True:
@@ -417,7 +431,7 @@ class OscControl:
             job = await c.jobs.cancel(_string(addr, _one_arg(addr, args)))
             sender.reply("/jackgen/job", job.id, job.status)
             return
-        raise JackgenError(f"unknown address {addr} (see INTERFACE.md for the address table)")
+        raise JackgenError(f"unknown address {addr} (the README's OSC section has the address table)")
 
     async def _chain(self, sender: Sender, m: Message, track: str, rest: str) -> None:
         """/jackgen/track/<n>/chain/add s plugin [s name, f value]…, …/chain/remove i,
@@ -533,7 +547,7 @@ class OscControl:
                         frame, buf = bytes(buf[:i]), buf[i + 1 :]
                         if frame:
                             try:
-                                self.packet(s, slip_decode(frame))
+                                await self.packet_flow(s, slip_decode(frame))
                             except OscParseError as e:
                                 s.error("", str(e))
                     if len(buf) > MAX_PACKET_BYTES * 2:
@@ -546,7 +560,7 @@ class OscControl:
                     if size == 0 or size > MAX_PACKET_BYTES:
                         s.error("", f"bad OSC 1.0 TCP packet size {size} (limit {MAX_PACKET_BYTES}); closing")
                         break
-                    self.packet(s, await reader.readexactly(size))
+                    await self.packet_flow(s, await reader.readexactly(size))
                     head = await reader.readexactly(4)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

@@ -22,19 +22,38 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any, Protocol
 
+from jackgen.common.children import ChildProcess, self_argv
 from jackgen.common.errors import JackgenError, Unavailable
-from jackgen.generators.job import BACKENDS, PRIORITIES, JobError, JobSpec, new_job_id
 from jackgen.common.link import EXIT_UNAVAILABLE
-
-if TYPE_CHECKING:
-    from jackgen.daemon.control.control import ChildProcess, Control
+from jackgen.common.media import MediaPolicy
+from jackgen.daemon.config import Config
+from jackgen.generators.job import BACKENDS, PRIORITIES, JobError, JobSpec, new_job_id
 
 log = logging.getLogger("jackgen.jobs")
 
 FINAL = ("done", "failed", "cancelled")
+
+
+class TrackHost(Protocol):
+    """What the job board needs of control: the tracks a job streams into, and its files."""
+
+    cfg: Config
+    config_path: str | None
+    session_dir: Path
+    media: MediaPolicy
+    sample_rate: int
+
+    def child(self, role: str, argv: list[str], **kw: Any) -> ChildProcess: ...
+    async def claim_track(self, t: int, producer: Any, source: str, stream_id: str) -> int: ...
+    def chain_request(self, t: int) -> dict: ...
+    def on_worker_stream(self, worker: Any, msg: dict) -> None: ...
+    def check_crumb(self, role: str, code: int | None) -> None: ...
+    def abort_streams_of(self, worker: Any) -> None: ...
 
 
 @dataclass
@@ -81,15 +100,12 @@ class WorkerLink:
         self.current: Job | None = None
 
     def start(self) -> None:
-        from jackgen.daemon.control.control import ChildProcess, self_argv
-
         c = self.board.control
         args = ["worker", self.backend, "--instance", c.cfg.instance]
         if c.config_path:
             args += ["--config", c.config_path]
-        self.child = ChildProcess(f"worker {self.backend}", self_argv(*args), c.cfg, stdin=True,
-                                  on_line=self._on_line, on_exit=self._on_exit,
-                                  no_restart_codes=(EXIT_UNAVAILABLE,))
+        self.child = c.child(f"worker {self.backend}", self_argv(*args), stdin=True, on_line=self._on_line,
+                             on_exit=self._on_exit, no_restart_codes=(EXIT_UNAVAILABLE,))
         self.child.start()
 
     async def send(self, msg: dict) -> None:
@@ -137,8 +153,9 @@ class WorkerLink:
 
 
 class JobBoard:
-    def __init__(self, control: Control) -> None:
+    def __init__(self, control: TrackHost) -> None:
         self.control = control
+        self.listeners: list[Callable[[Job, dict], None]] = []  # every job event (the OSC front end's notify)
         self.jobs: dict[str, Job] = {}
         self.workers: dict[str, WorkerLink] = {}
         self._queues: dict[str, list[tuple[int, int, str]]] = {b: [] for b in BACKENDS}
@@ -203,30 +220,15 @@ class JobBoard:
                  spec.seed, "" if spec.track is None else f" -> track {spec.track + 1}")
         return job
 
-    SOUNDFONT_DIRS = ("/usr/share/sounds", "/usr/share/soundfonts")
-
     def _check_files(self, spec: JobSpec) -> JobSpec:
-        """Files a job names must exist inside the session folder, control.media_dirs (or, for
-        SoundFonts, the system's SoundFont folders); relative paths are in the session folder."""
-        from pathlib import Path
-
-        c = self.control
+        """Files a job names, through the media policy (the workers apply it again): inside the
+        session folder, control.media_dirs or, for SoundFonts, the system's SoundFont folders."""
+        media = self.control.media
         changes = {}
         for name, what in (("midi", "MIDI file"), ("soundfont", "SoundFont"), ("melody", "melody file")):
             raw = getattr(spec, name)
-            if raw is None:
-                continue
-            if "\0" in raw or len(raw) > 4096:
-                raise JackgenError(f"{name} is not a valid path")
-            p = Path(c.session_path(raw)).resolve()
-            roots = c.allowed_roots() + ([Path(d) for d in self.SOUNDFONT_DIRS] if name == "soundfont" else [])
-            if not any(p.is_relative_to(r) for r in roots):
-                raise JackgenError(f"{what} {raw} is outside the folders jackgen reads from "
-                                   f"({', '.join(map(str, roots))}): copy it into {c.session_dir} or add its "
-                                   f"folder to control.media_dirs", status=403)
-            if not p.is_file():
-                raise JackgenError(f"{what} {raw} does not exist")
-            changes[name] = str(p)
+            if raw is not None:
+                changes[name] = str(media.resolve(raw, what, kind=name, field_name=name))
         return spec.with_(**changes) if changes else spec
 
     def get(self, job_id: str) -> Job:
@@ -316,7 +318,7 @@ class JobBoard:
         job.status = "running"
         try:
             await w.send({"op": "job", "id": job.id, "spec": job.spec.to_dict(), "takes": job.takes,
-                          "session_dir": str(c.session_dir), "rate": rate, "stream": stream,
+                          "session_dir": str(c.session_dir), "media": c.media.to_dict(), "rate": rate, "stream": stream,
                           "queued_at": job.submitted_at})
             self._event(job, {"event": "dispatched", "worker_pid": w.child.pid if w.child else None})
             await job.finished.wait()
@@ -372,9 +374,9 @@ class JobBoard:
         for q in list(job.listeners):
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(e)
-        osc = self.control.osc
-        if osc is not None:
-            osc.notify_job(job, e)
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):
+                listener(job, e)
 
     def _trim(self) -> None:
         if len(self.jobs) <= self.max_kept:

@@ -310,6 +310,36 @@ def test_flood_is_bounded_and_the_server_keeps_serving(jg_osc):
     assert st["osc"]["messages"] > 1000
 
 
+@pytest.mark.parametrize("slip", [False, True], ids=["osc1.0-size-prefix", "osc1.1-slip"])
+def test_tcp_flood_loses_nothing_and_sync_answers(jg_osc, slip):
+    """100 000 fader moves over one TCP connection, then /jackgen/sync: TCP has flow control, so
+    control reads the connection only as fast as it applies what it read; every message is taken
+    in order (none dropped, no error), the faders end on the last values, and sync answers."""
+    jg, _ = jg_osc
+    n = 100_000
+    frame = (lambda p: slip_encode(p)) if slip else (lambda p: struct.pack(">I", len(p)) + p)
+    gains = [-60.0 + 60.0 * k / n for k in range(n)]
+    blob = b"".join(frame(build_message(f"/jackgen/track/{1 + k % 4}/gain", g)) for k, g in enumerate(gains))
+    blob += frame(build_message("/jackgen/track/5/pan", -0.5)) + frame(build_message("/jackgen/sync", 42))
+    before = jg.status()["osc"]
+    s = socket.create_connection(("127.0.0.1", jg.osc_port), timeout=120)
+    try:
+        s.sendall(blob)  # blocks while control holds the connection back: that is the flow control
+        buf = b""
+        deadline = time.monotonic() + 120
+        while b"/jackgen/synced" not in buf and b"/jackgen/error" not in buf and time.monotonic() < deadline:
+            buf += s.recv(65536)
+    finally:
+        s.close()
+    assert b"/jackgen/synced" in buf and b"/jackgen/error" not in buf, buf[-300:]
+    st = jg.status()
+    assert st["osc"]["dropped"] == before["dropped"] and st["osc"]["errors"] == before["errors"]
+    assert st["osc"]["messages"] - before["messages"] == n + 2
+    last = {1 + k % 4: g for k, g in enumerate(gains)}
+    assert [round(st["tracks"][t - 1]["gain_db"], 4) for t in (1, 2, 3, 4)] == [round(last[t], 4) for t in (1, 2, 3, 4)]
+    assert st["tracks"][4]["pan"] == -0.5
+
+
 class MidiSender:
     """A JACK client that writes a MIDI message at a chosen offset of its next cycle."""
 

@@ -1,0 +1,120 @@
+"""Supervised child processes: started, watched and restarted with back-off when they die.
+
+Control supervises the engine, the feeder and the generator workers with this (under
+``jackgen run``); under systemd each runs as its own unit and systemd supervises. A child may
+speak JSON lines on stdin/stdout (``jackgen.common.link``): ``send`` writes one request,
+``on_line`` gets each line it prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+
+from jackgen.common.errors import Unavailable
+
+log = logging.getLogger("jackgen.supervisor")
+
+
+class ChildProcess:
+    """A supervised child (engine or feeder): restarted with backoff when it dies."""
+
+    def __init__(self, role: str, argv: list[str], restart_delay_s: float = 0.5,
+                 max_restart_delay_s: float = 10.0, on_start=None, on_exit=None,
+                 stdin: bool = False, on_line=None, no_restart_codes: tuple[int, ...] = ()) -> None:
+        self.role = role
+        self.argv = argv
+        self.restart_delay_s = restart_delay_s
+        self.max_restart_delay_s = max_restart_delay_s
+        self.proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self.on_start = on_start
+        self.on_exit = on_exit
+        self.on_line = on_line
+        self.want_stdin = stdin
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self.last_exit: int | None = None
+        self.no_restart_codes = no_restart_codes
+        self.disabled = False  # exited with a code that says restarting cannot help
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.returncode is None else None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"supervise-{self.role}")
+
+    async def _loop(self) -> None:
+        delay = self.restart_delay_s
+        while not self._stopping:
+            started = time.monotonic()
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.PIPE if self.want_stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE if self.on_line else None,
+                start_new_session=False,
+            )
+            log.info("%s started (pid %d)", self.role, self.proc.pid)
+            if self.on_start:
+                await self.on_start(self)
+            if self.on_line:
+                assert self.proc.stdout is not None
+                async for raw in self.proc.stdout:
+                    with contextlib.suppress(Exception):
+                        await self.on_line(raw.decode(errors="replace").strip())
+            code = await self.proc.wait()
+            self.last_exit = code
+            if self._stopping:
+                break
+            if code in self.no_restart_codes:
+                self.disabled = True
+                log.error("%s exited with code %s and will not be restarted", self.role, code)
+                if self.on_exit:
+                    await self.on_exit(self, code)
+                break
+            self.restarts += 1
+            log.error("%s exited with code %s; restarting in %.1f s", self.role, code, delay)
+            if self.on_exit:
+                await self.on_exit(self, code)
+            await asyncio.sleep(delay)
+            # back off only while it keeps dying quickly
+            if time.monotonic() - started < 5.0:
+                delay = min(max(delay * 2, 0.1), self.max_restart_delay_s)
+            else:
+                delay = self.restart_delay_s
+
+    async def send(self, msg: dict) -> None:
+        if not self.proc or self.proc.returncode is not None or self.proc.stdin is None:
+            raise Unavailable(f"the {self.role} is not running (it is being restarted); try again in a moment")
+        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+        await self.proc.stdin.drain()
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping = True
+        p = self.proc
+        if p and p.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(p.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                log.warning("%s did not stop within %.0f s; killing it", self.role, timeout_s)
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                await p.wait()
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+def self_argv(*args: str) -> list[str]:
+    """Command line that runs a jackgen subcommand with this interpreter."""
+    return [sys.executable, "-m", "jackgen.daemon.cli", *args]
+

@@ -1,0 +1,227 @@
+"""Streams into the track rings: the feeder's files, generator workers' takes, armed clips, play and stop.
+
+Mixed into :class:`jackgen.daemon.control.control.Control`. One producer writes into a track's ring
+at a time (the rings are single-producer): before a new stream starts, the old producer is told
+to stop and awaited. Each stream has an epoch, so the engine never plays the tail of an old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from typing import Any
+
+from jackgen.bridge import schema as S
+from jackgen.common.children import ChildProcess
+from jackgen.common.errors import JackgenError, Unavailable, check_track
+from jackgen.daemon.control.state import Stream
+
+log = logging.getLogger("jackgen.control")
+
+
+class Streams:
+    # ------------------------------------------------------------ feeder link
+    async def _on_feeder_line(self, line: str) -> None:
+        if not line:
+            return
+        msg = json.loads(line)
+        ev = msg.get("event")
+        track = msg.get("track")
+        stream = self.streams.get(track) if track is not None else None
+        if stream is None or stream.epoch != msg.get("epoch") or stream.producer is not None:
+            if ev == "error" and track is None:
+                log.error("feeder: %s", msg.get("message"))
+            return
+        if ev == "primed" and not stream.primed.done():
+            stream.primed.set_result(msg.get("frames", 0))
+        elif ev == "error":
+            self.tracks[track].error = msg.get("message")
+            log.error("streaming %s into track %d failed: %s", stream.path, track + 1, msg.get("message"))
+            if not stream.primed.done():
+                stream.primed.set_exception(JackgenError(f"cannot stream {stream.path}: {msg.get('message')}"))
+        if ev in ("eos", "cancelled", "error"):
+            stream.end()
+        if ev in ("eos", "cancelled"):
+            if not stream.primed.done():
+                stream.primed.set_result(msg.get("frames", 0))
+
+    async def _on_feeder_exit(self, child: ChildProcess, code: int) -> None:
+        """The feeder died: once it is back, resume every unfinished stream where it stopped
+        (without a plugin it died in)."""
+        self.check_crumb("feeder", code)
+        pending = [s for s in self.streams.values() if not s.done and s.producer is None]
+        if not pending:
+            return
+        asyncio.create_task(self._resume_streams(pending))
+
+    async def _resume_streams(self, pending: list[Stream]) -> None:
+        assert self.rings is not None and self.feeder is not None
+        for _ in range(100):
+            if self.feeder.pid:
+                break
+            await asyncio.sleep(0.1)
+        for s in pending:
+            if self.streams.get(s.track) is not s:
+                continue
+            ring = self.rings.tracks[s.track]
+            delivered = ring.write_count - ring.stream_start()
+            log.warning("feeder restarted: resuming %s on track %d at frame %d", s.path, s.track + 1, delivered)
+            with contextlib.suppress(JackgenError):
+                await self.feeder.send({"op": "stream", "id": s.id, "track": s.track, "epoch": s.epoch,
+                                        "path": s.path, "rate": self.sample_rate, "prefill_frames": 0,
+                                        "resume_from": delivered, **self.chain_request(s.track)})
+
+    def _finish_stream(self, t: int) -> None:
+        s = self.streams.get(t)
+        if s:
+            s.done = True  # the engine is done with it; the producer reports its own end
+
+    async def claim_track(self, t: int, producer: Any, source: str, stream_id: str) -> int:
+        """Stop whatever feeds track t and open a new epoch for ``producer``; returns the epoch."""
+        assert self.rings is not None
+        await self._cancel_stream(t)
+        tr = self.tracks[t]
+        epoch = max(tr.epoch, tr.armed_epoch, self.rings.tracks[t].stream_word() >> 8) + 1
+        fut = asyncio.get_running_loop().create_future()
+        self.streams[t] = Stream(stream_id, t, epoch, source, fut, producer=producer)
+        return epoch
+
+    def on_worker_stream(self, worker: Any, msg: dict) -> None:
+        """A generator worker's stream events: start the track at the first audio, note its end."""
+        t, epoch = msg.get("track"), msg.get("epoch")
+        s = self.streams.get(t) if isinstance(t, int) else None
+        if s is None or s.epoch != epoch or s.producer is not worker:
+            return
+        if msg["event"] == "primed":
+            if s.primed.done():
+                return
+            s.primed.set_result(msg.get("frames", 0))
+            job = self.jobs.jobs.get(str(msg.get("id"))) if self.jobs else None
+            tr = self.tracks[t]
+            tr.epoch, tr.error, tr.stream_id = epoch, None, s.id
+            tr.source = str(self.session_dir / "audio_gen" / f"{job.takes[0]}.{job.spec.output_format}") if job else s.path
+            if job:
+                tr.clip = tr.source  # the take, once written: what a bounce renders on this track
+                self.save_session()
+            tr.started_frame = tr.ended_frame = None
+            try:
+                self.send(S.CMD_PLAY, t, epoch, 0, 0)
+                tr.state = "pending"
+            except JackgenError as e:
+                log.error("cannot start track %d for %s: %s", t + 1, s.path, e)
+        elif msg["event"] == "stream_end":
+            s.end()
+            if msg.get("state") == "error":
+                self.tracks[t].error = f"the stream of {s.path} broke off"
+
+    def abort_streams_of(self, worker: Any) -> None:
+        """A worker died: its open streams end as aborted, so the engine fades those tracks out."""
+        assert self.rings is not None
+        for t, s in list(self.streams.items()):
+            if s.producer is worker and not s.finished.is_set():
+                if (self.rings.tracks[t].stream_word() >> 8) == s.epoch:
+                    self.rings.tracks[t].end_stream(aborted=True)
+                self.tracks[t].error = f"{s.path}: the worker producing it died"
+                log.warning("track %d: the worker streaming %s died; the track fades out", t + 1, s.path)
+                s.end()
+
+    async def load(self, track: object, path: object) -> dict:
+        """Arm a clip: it waits in the track's ring so a trigger starts it on the exact frame."""
+        t = check_track(track)
+        tr = self.tracks[t]
+        tr.armed = self.check_audio_file(path)
+        tr.armed_epoch = 0
+        self.save_session()
+        if tr.state in ("playing", "pending", "underrun", "stopping"):
+            return {"track": t + 1, "armed": tr.armed, "ready": False}  # armed once the current stream ends
+        await self._arm(t)
+        return {"track": t + 1, "armed": tr.armed, "ready": bool(tr.armed_epoch)}
+
+    async def _arm(self, t: int) -> None:
+        tr = self.tracks[t]
+        if not tr.armed or not self.sample_rate or self.feeder is None:
+            return
+        try:
+            epoch = await self._start_stream(t, tr.armed, prefill_all=True)
+        except JackgenError as e:
+            log.error("cannot arm %s on track %d: %s", tr.armed, t + 1, e)
+            return
+        tr.armed_epoch = epoch
+        self.send(S.CMD_ARM, t, epoch)
+
+    async def _start_stream(self, t: int, full: str, prefill_all: bool = False) -> int:
+        """Have the feeder stream ``full`` into track t's ring as a new epoch; returns it once primed."""
+        assert self.feeder is not None and self.rings is not None
+        await self._cancel_stream(t)
+        tr = self.tracks[t]
+        epoch = max(tr.epoch, tr.armed_epoch, self.rings.tracks[t].stream_word() >> 8) + 1
+        sid = uuid.uuid4().hex[:12]
+        stream = Stream(sid, t, epoch, full, asyncio.get_running_loop().create_future())
+        self.streams[t] = stream
+        ring_frames = self.rings.tracks[t].capacity
+        prefill = ring_frames if prefill_all else int(self.cfg.feeder.prefill_ms * 1e-3 * self.sample_rate)
+        await self.feeder.send({"op": "stream", "id": sid, "track": t, "epoch": epoch, "path": full,
+                                "rate": self.sample_rate, "prefill_frames": min(prefill, ring_frames),
+                                "resume_from": None, **self.chain_request(t)})
+        try:
+            await asyncio.wait_for(asyncio.shield(stream.primed), 10.0)
+        except asyncio.TimeoutError:
+            raise Unavailable(f"the feeder did not deliver audio for {full} within 10 s") from None
+        return epoch
+
+    async def play(self, track: object, path: object = None, at: str | int | None = "now") -> dict:
+        t = check_track(track)
+        tr = self.tracks[t]
+        if path is None or path == "":
+            if not tr.armed:
+                raise JackgenError(f"track {t + 1} has no clip armed: give a file, or `jackgen load {t + 1} FILE` first")
+            path = tr.armed
+        full = self.check_audio_file(path)
+        if not self.sample_rate:
+            raise Unavailable("the engine is not running yet (no sample rate): check `jackgen status`")
+        at_frame = self.resolve_at(at)
+        if full == tr.armed and tr.armed_epoch and tr.state == "armed":
+            epoch = tr.armed_epoch  # already waiting in the ring: starts without any delay
+        else:
+            epoch = await self._start_stream(t, full)
+        tr.epoch, tr.source, tr.error = epoch, full, None
+        if tr.clip != full:
+            tr.clip = full  # what a bounce renders on this track (with the armed clip, if any, first)
+            self.save_session()
+        tr.stream_id = self.streams[t].id if t in self.streams else None
+        tr.started_frame = tr.ended_frame = None
+        self.send(S.CMD_PLAY, t, epoch, at_frame & S.FRAME_MASK, 0)
+        tr.state = "pending"
+        return {"track": t + 1, "file": full, "stream": tr.stream_id, "epoch": epoch, "at_frame": at_frame}
+
+    async def _cancel_stream(self, t: int) -> None:
+        """Stop the producer feeding track t and wait until it has let go of the ring
+        (two producers on one SPSC ring would corrupt it)."""
+        s = self.streams.get(t)
+        if s is None or s.finished.is_set():
+            return
+        try:
+            if s.producer is None:
+                if self.feeder is None:
+                    return
+                await self.feeder.send({"op": "cancel", "track": t})
+            else:
+                await s.producer.send({"op": "stop_stream", "track": t})
+        except JackgenError:
+            return  # the producer is not running: nothing writes to the ring
+        try:
+            await asyncio.wait_for(s.finished.wait(), 3.0)
+        except asyncio.TimeoutError:
+            log.warning("the producer of track %d did not stop within 3 s", t + 1)
+
+    async def stop_track(self, track: object, at: str | int | None = "now") -> dict:
+        t = check_track(track)
+        at_frame = self.resolve_at(at)
+        self.send(S.CMD_STOP, t, at_frame & S.FRAME_MASK)
+        s = self.streams.get(t)
+        if s and not s.done and at_frame == 0:
+            await self._cancel_stream(t)
+        return {"track": t + 1, "at_frame": at_frame}
