@@ -15,6 +15,12 @@ One run, one ``jackd -R -P 70 -d dummy`` and a real ``jackgen run``:
    ``--flood-rate`` for ``--flood-seconds``; reports messages handled per second,
    what jackgen dropped, control's private memory, and xruns during the flood
    beside xruns in a quiet window of the same length in the same run.
+3. TCP flood: ``--tcp-messages`` gain messages sent as fast as one TCP connection
+   takes them (OSC 1.0 size-prefixed), then ``/jackgen/sync``; messages per second
+   from the first byte to ``/jackgen/synced``, and how many were dropped (none:
+   TCP has flow control). The same flood of ``/c_set`` messages, then ``/sync``,
+   goes to scsynth (Debian's supercollider-server, on the same JACK server) in the
+   same run, when it is installed.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--flood-rate", type=float, default=10000.0)
     ap.add_argument("--flood-seconds", type=float, default=10.0)
+    ap.add_argument("--tcp-messages", type=int, default=100_000)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     rate = 48000
@@ -184,12 +191,22 @@ def main() -> int:
             "control_rss_anon_growth_kb": _rss_anon(pid) - anon0,
         }
         probe.close()
+        for t in range(1, 17):
+            httpx.post(url + f"/api/tracks/{t}/stop", json={}, timeout=20)
+
+        # ---- TCP flood: every message taken, in order, at the pace control applies them
+        st0 = _get(url, "/api/status")
+        msgs = [build_message(f"/jackgen/track/{1 + k % 16}/gain", -float(k % 60)) for k in range(args.tcp_messages)]
+        took = tcp_flood(osc_port, msgs, build_message("/jackgen/sync", 7), b"/jackgen/synced")
+        st1 = _get(url, "/api/status")
+        res["tcp_flood"] = {"messages": args.tcp_messages, "seconds": round(took, 3),
+                            "messages_per_s": round(args.tcp_messages / took),
+                            "dropped_by_jackgen": st1["osc"]["dropped"] - st0["osc"]["dropped"],
+                            "errors": st1["osc"]["errors"] - st0["osc"]["errors"],
+                            "applied": st1["osc"]["messages"] - st0["osc"]["messages"] - 1}
+        res["tcp_flood"]["scsynth"] = scsynth_tcp_flood(args.tcp_messages, tmp)
     finally:
-        jg.send_signal(signal.SIGTERM)
-        try:
-            jg.wait(20)
-        except subprocess.TimeoutExpired:
-            jg.kill()
+        stop(jg)
         jackd.stop()
     lt = res["latency_samples"]
     print(f"jackgen control bench on {res['machine']['cpu']} ({res['machine']['cores']} cores), "
@@ -202,9 +219,78 @@ def main() -> int:
           f"{f['dropped_by_jackgen']} dropped by jackgen, xruns {f['xruns_during_flood']} (quiet window "
           f"{f['xruns_quiet_window']}), {f['tracks_streaming']} tracks streaming, "
           f"control private memory {f['control_rss_anon_growth_kb']:+d} kB")
+    f = res["tcp_flood"]
+    sc = f["scsynth"]
+    print(f"  TCP flood: {f['messages']} messages then sync in {f['seconds']} s = {f['messages_per_s']} msg/s, "
+          f"{f['dropped_by_jackgen']} dropped, {f['errors']} errors; scsynth, same flood: "
+          + (f"{sc['messages_per_s']} msg/s ({f['messages_per_s'] / sc['messages_per_s']:.2f}x)" if sc.get("messages_per_s")
+             else sc.get("skipped", "?")))
     if args.json:
         write_json(args.json, res)
     return 0
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL if it has not stopped within ``timeout_s``."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def tcp_flood(port: int, packets: list[bytes], sync: bytes, reply: bytes, timeout_s: float = 300.0) -> float:
+    """Send every packet (OSC 1.0 size-prefixed) on one TCP connection, then ``sync``; seconds until
+    the ``reply`` address comes back."""
+    import struct
+    import threading
+
+    blob = b"".join(struct.pack(">I", len(p)) + p for p in packets) + struct.pack(">I", len(sync)) + sync
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+    try:
+        t0 = time.perf_counter()
+        sender = threading.Thread(target=s.sendall, args=(blob,), daemon=True)
+        sender.start()
+        buf = b""
+        while reply not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RuntimeError("the connection closed before the sync reply")
+            buf += chunk
+        took = time.perf_counter() - t0
+        sender.join(5)
+        return took
+    finally:
+        s.close()
+
+
+def scsynth_tcp_flood(n: int, tmp: Path) -> dict:
+    """The same TCP flood into scsynth: /c_set (a control bus; no reply), then /sync -> /synced."""
+    import shutil
+
+    exe = shutil.which("scsynth")
+    if exe is None:
+        return {"skipped": "scsynth is not installed (apt-get install supercollider-server)"}
+    port = free_port()
+    proc = subprocess.Popen([exe, "-t", str(port), "-u", "0", "-i", "0", "-o", "2", "-R", "0", "-l", "1"],
+                            stdout=open(tmp / "scsynth.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        def up() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(up, 20, 0.1)
+        time.sleep(0.5)
+        msgs = [build_message("/c_set", k % 64, float(k % 60)) for k in range(n)]
+        took = tcp_flood(port, msgs, build_message("/sync", 7), b"/synced")
+        return {"messages": n, "seconds": round(took, 3), "messages_per_s": round(n / took)}
+    except Exception as e:  # the peer is a reference, not the subject: report, do not fail the run
+        return {"skipped": f"scsynth did not run: {e}"}
+    finally:
+        stop(proc, 10.0)
 
 
 def _get(url: str, path: str) -> dict:

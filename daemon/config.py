@@ -191,6 +191,20 @@ class Config(_Section):
     def session_dir(self, name: str | None = None) -> Path:
         return Path(self.control.sessions_dir).resolve() / (name or self.control.session)
 
+    def resolved(self) -> dict:
+        """This config as plain data with every folder made absolute (relative ones are relative to
+        this process's working folder): what a command run from another folder needs to act on the
+        same files as this process (``jackgen bounce`` beside a running daemon)."""
+        def absolute(p: str) -> str:
+            return str(Path(p).expanduser().resolve()) if p else p
+
+        d = self.model_dump(mode="json")
+        d["control"]["sessions_dir"] = absolute(d["control"]["sessions_dir"])
+        d["control"]["media_dirs"] = [absolute(p) for p in d["control"]["media_dirs"]]
+        d["plugins"]["vst3_dirs"] = [absolute(p) for p in d["plugins"]["vst3_dirs"]]
+        d["generators"]["soundfont"] = absolute(d["generators"]["soundfont"])
+        return d
+
 
 def check_session_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:

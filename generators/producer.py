@@ -1,28 +1,134 @@
-"""Writing a stream into a track ring: the prefill first ("primed" once it is in), then the rest at the
-ring's pace. Shared by the feeder (files) and the generator workers' pumps (takes)."""
+"""The one producer loop: audio for a track, through its plugin chain, into the track's ring.
+
+Three places make a track's audio, and all three go through here:
+
+- the feeder streams a file (``file_chunks``),
+- a generator worker streams a take while it is being made (its pump's chunks),
+- ``jackgen bounce`` renders a session offline (pulling ``through_chain(file_chunks(...))`` itself).
+
+``through_chain`` runs the track's chain (``jackgen.plugins.chainstage``) on each chunk and flushes
+the plugins' latency at the end; ``RingFeed`` writes the result into the ring: the prefill first
+("primed" once it is in, so the engine starts with audio waiting), then the rest at the ring's pace,
+never more than the chain's lead ahead of the playhead. Every stream ends with one event,
+``stream_end`` with ``state`` = ``eos`` | ``cancelled`` | ``error``; with ``primed`` that is the
+whole vocabulary control hears from any producer.
+
+Threading: a RingFeed is created, run and closed on one thread (the stream's), which builds and
+runs the chain (VST3 plugins must stay on the thread that created them).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import soundfile as sf
+
+from jackgen.dsp.convert import StreamResampler, to_stereo
+from jackgen.plugins.chainstage import ChainStage, stage_for
+
+log = logging.getLogger("jackgen.producer")
+
+CHUNK_FRAMES = 8192
+EMPTY = np.zeros((0, 2), dtype=np.float32)
+
+Chunks = Iterable[tuple[np.ndarray, bool]]  # (frames (n, 2) float32 at the engine rate, last)
 
 
-def write_primed(ring, frames, written: int, prefill: int, primed: bool, on_primed: Callable[[int], None],
-                 should_stop: Callable[[], bool], max_ahead: int | None = None) -> tuple[int, bool]:
-    """Write a stream's frames into its ring; call ``on_primed(frames written)`` once ``prefill``
-    frames are in. With ``max_ahead`` the ring never holds more than that for the consumer — and
-    the consumer only starts after "primed" — so the prefill goes in first, then the rest.
-    Returns (written, primed)."""
-    if not primed:
-        k = max(0, prefill - written)
-        if k and max_ahead is not None:
-            written += ring.write_blocking(frames[:k], should_stop=should_stop, max_ahead=max_ahead)
-            frames = frames[k:]
-        if max_ahead is None:
-            written += ring.write_blocking(frames, should_stop=should_stop)
-            frames = frames[:0]
-        if written >= prefill:
-            primed = True
-            on_primed(written)
-    if frames.shape[0]:
-        written += ring.write_blocking(frames, should_stop=should_stop, max_ahead=max_ahead)
-    return written, primed
+def file_chunks(path: str, rate: int, resume_from: int | None = None, chunk_frames: int = CHUNK_FRAMES) -> Chunks:
+    """A file read and resampled to ``rate`` (soxr), as stereo, from frame ``resume_from`` (at ``rate``)."""
+    with sf.SoundFile(path) as f:
+        rs = StreamResampler(f.samplerate, rate)
+        if resume_from:
+            f.seek(min(f.frames, int(int(resume_from) * f.samplerate / rate)))
+        while True:
+            data = f.read(chunk_frames, dtype="float32", always_2d=True)
+            last = data.shape[0] < chunk_frames
+            yield rs.process(to_stereo(data), last=last), last
+            if last:
+                return
+
+
+def through_chain(chunks: Chunks, stage: ChainStage | None) -> Iterator[tuple[np.ndarray, bool]]:
+    """Each chunk through the track's chain; the last one also flushes the plugins' latency."""
+    for frames, last in chunks:
+        yield (stage.process(frames, last=last) if stage is not None else frames), last
+
+
+class RingFeed:
+    """One stream into one track ring, with the events control hears about it."""
+
+    def __init__(self, ring, track: int, epoch: int, rate: int, prefill: int, emit: Callable[[dict], None],
+                 chain_req: dict | None = None, crumb: np.ndarray | None = None, stream_id: str | None = None,
+                 resume_from: int | None = None) -> None:
+        self.ring, self.track, self.epoch, self.rate = ring, track, epoch, rate
+        self.prefill, self.emit = prefill, emit
+        self.chain_req, self.crumb = chain_req or {}, crumb
+        self.base = {"id": stream_id, "track": track, "epoch": epoch}
+        self.resume_from = int(resume_from) if resume_from else None
+        self.stage: ChainStage | None = None
+        self.frames = 0
+        self.primed = False
+
+    def open(self) -> None:
+        """Build the chain (on this thread, which will run it) and open the stream in the ring."""
+        self.stage = stage_for(self.chain_req, self.rate, self.crumb)
+        if self.stage is not None:
+            self.prefill = min(self.prefill, self.stage.lead or self.prefill)
+        if self.resume_from:
+            self.ring.resume_stream(self.epoch)  # a restarted producer: the engine plays on where it was
+            self.frames = self.resume_from
+        else:
+            self.ring.begin_stream(self.epoch, self.rate)
+
+    def _on_primed(self, frames: int) -> None:
+        self.primed = True
+        self.emit({"event": "primed", "frames": frames, **self.base})
+
+    def write(self, frames: np.ndarray, should_stop: Callable[[], bool]) -> None:
+        """Frames (already through the chain) into the ring, the prefill first; blocks politely
+        while the ring holds as much as it may."""
+        stage = self.stage
+        max_ahead = stage.max_ahead(self.ring) if stage is not None else None
+        if not self.primed:
+            k = max(0, self.prefill - self.frames)
+            if k and max_ahead is not None:
+                self.frames += self.ring.write_blocking(frames[:k], should_stop=should_stop, max_ahead=max_ahead)
+                frames = frames[k:]
+            if max_ahead is None:
+                self.frames += self.ring.write_blocking(frames, should_stop=should_stop)
+                frames = frames[:0]
+            if self.frames >= self.prefill:
+                self._on_primed(self.frames)
+        if frames.shape[0]:
+            self.frames += self.ring.write_blocking(frames, should_stop=should_stop, max_ahead=max_ahead)
+        if stage is not None:
+            stage.prepare_when_covered(self.ring)  # a new chain loads while old-chain audio covers it
+
+    def run(self, chunks: Chunks, should_stop: Callable[[], bool]) -> str:
+        """Open, write every chunk, close; returns how the stream ended (eos, cancelled, error)."""
+        try:
+            self.open()
+            for frames, _last in through_chain(chunks, self.stage):
+                if should_stop():
+                    break
+                self.write(frames, should_stop)
+            state = "cancelled" if should_stop() else "eos"
+            self.close(state)
+            return state
+        except Exception as e:  # a file that breaks off, a ring that is gone: the engine fades the track out
+            log.warning("stream %s on track %d failed: %s", self.base["id"], self.track + 1, e)
+            self.close("error", str(e))
+            return "error"
+
+    def close(self, state: str, message: str | None = None) -> None:
+        """End the stream in the ring (aborted unless it reached its end) and say how it ended."""
+        try:
+            self.ring.end_stream(aborted=state != "eos")
+        except Exception as e:  # the ring is gone (control restarted): nothing to end
+            log.debug("ending the stream on track %d: %s", self.track + 1, e)
+        if state == "eos" and not self.primed:
+            self._on_primed(self.frames)  # shorter than the prefill: all of it is in
+        self.emit({"event": "stream_end", "state": state, "frames": self.frames, **self.base,
+                   **({"message": message} if message else {})})

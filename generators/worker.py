@@ -16,10 +16,11 @@ Control talks to it in JSON lines (the interface the Redis queue takes over):
             {"op": "cancel", "id"}   {"op": "stop_stream", "track"}   {"op": "quit"}
     stdout  {"event": "ready", "backend", "info"}   {"event": "fatal", "message"}
             {"event": "started" | "cancelled", "id"}
-            {"event": "primed", "id", "track", "epoch", "frames"}
             {"event": "progress", "id", "fraction", "audio_s"}
             {"event": "done", "id", "takes": [{"take", "path", "json"}], "timings", "info"}
             {"event": "failed", "id", "message"}
+            and, for the stream into a track, the producer events (``generators.producer``):
+            {"event": "primed", "id", "track", "epoch", "frames"}
             {"event": "stream_end", "id", "track", "epoch", "frames", "state": "eos"|"cancelled"|"error"}
 """
 
@@ -41,11 +42,10 @@ import soundfile as sf
 from jackgen.bridge.crumb import open_crumb
 from jackgen.common.media import MediaPolicy
 from jackgen.generators.backends import Backend, TakeContext, make_backend
-from jackgen.plugins.chainstage import stage_for
 from jackgen.generators.job import JobError, JobSpec
 from jackgen.common.files import atomic_write_json
 from jackgen.common.link import EXIT_UNAVAILABLE, serve_stdin, stdout_emitter
-from jackgen.generators.producer import write_primed
+from jackgen.generators.producer import EMPTY, RingFeed
 
 log = logging.getLogger("jackgen.worker")
 
@@ -53,31 +53,29 @@ PROGRESS_EVERY_S = 0.1
 
 
 class StreamPump:
-    """Feeds one stream's chunks into a track ring at the ring's pace, in its own thread."""
+    """Feeds one stream's chunks into a track ring at the ring's pace, in its own thread, through
+    the one producer loop (``jackgen.generators.producer.RingFeed``)."""
 
     def __init__(self, ring, job_id: str, track: int, epoch: int, rate: int, prefill: int, emit,
                  chain_req: dict | None = None, crumb: np.ndarray | None = None) -> None:
-        self.ring, self.job_id, self.track, self.epoch = ring, job_id, track, epoch
-        self.rate, self.prefill, self.emit = rate, prefill, emit
-        self.chain_req = chain_req or {}
-        self.crumb = crumb  # this track's crash word (jackgen.bridge.crumb)
-        self.stage = None  # the track's plugin chain, built and run in the pump thread
-        self.early: list[dict] = []
+        self.job_id, self.track = job_id, track
+        self.feed = RingFeed(ring, track, epoch, rate, prefill, emit, chain_req, crumb, stream_id=job_id)
+        self.early: list[dict] = []  # chain changes that came before the chain was built
         self.chunks: collections.deque[np.ndarray | None] = collections.deque()
         self.cv = threading.Condition()
         self.stop = threading.Event()
-        self.frames = 0
-        self.primed = False
+        self.built = False
         self.thread = threading.Thread(target=self._run, name=f"pump-track{track + 1:02d}", daemon=True)
         self.thread.start()
 
     def submit_change(self, change: dict) -> None:
-        """A chain change from control (stdin thread); held until the pump thread has built the stage."""
+        """A chain change from control (stdin thread); held until the pump thread has built the chain."""
         with self.cv:
-            if self.stage is None:
+            if not self.built:
                 self.early.append(change)
                 return
-        self.stage.submit(change)
+        if self.feed.stage is not None:
+            self.feed.stage.submit(change)
 
     def put(self, chunk: np.ndarray | None) -> None:
         """Queue a chunk; ``None`` marks the end of the stream."""
@@ -95,58 +93,33 @@ class StreamPump:
         if wait:
             self.thread.join(timeout=5.0)
 
-    def _on_primed(self, frames: int) -> None:
-        self.emit({"event": "primed", "frames": frames, **self._base()})
-
-    def _base(self) -> dict:
-        return {"id": self.job_id, "track": self.track, "epoch": self.epoch}
+    def _queued(self):
+        """The take's chunks as they are made, for the producer loop (the chain is built by then)."""
+        with self.cv:
+            self.built = True
+            early, self.early = self.early, []
+        for c in early:
+            if self.feed.stage is not None:
+                self.feed.stage.submit(c)
+        while True:
+            with self.cv:
+                while not self.chunks and not self.stop.is_set():
+                    self.cv.wait(0.1)
+                if self.stop.is_set():
+                    return
+                chunk = self.chunks.popleft()
+            if chunk is _FAILED:
+                raise RuntimeError("the take failed")
+            if chunk is None:
+                yield EMPTY, True  # the end: the chain's last frames come out
+                return
+            yield chunk, False
 
     def _run(self) -> None:
-        state = "eos"
-        try:
-            stage = stage_for(self.chain_req, self.rate, self.crumb)
-            with self.cv:
-                self.stage = stage
-                early, self.early = self.early, []
-            if stage is not None:
-                for c in early:
-                    stage.submit(c)
-                self.prefill = min(self.prefill, stage.lead or self.prefill)
-            self.ring.begin_stream(self.epoch, self.rate)
-            while True:
-                with self.cv:
-                    while not self.chunks and not self.stop.is_set():
-                        self.cv.wait(0.1)
-                    if self.stop.is_set():
-                        state = "cancelled"
-                        break
-                    chunk = self.chunks.popleft()
-                if chunk is None or chunk is _FAILED:
-                    state = "eos" if chunk is None else "error"
-                    if chunk is None and stage is not None:  # the chain's last frames
-                        self.frames += self.ring.write_blocking(stage.process(_EMPTY, last=True),
-                                                                should_stop=self.stop.is_set,
-                                                                max_ahead=stage.max_ahead(self.ring))
-                    break
-                if stage is not None:
-                    chunk = stage.process(chunk)
-                self.frames, self.primed = write_primed(
-                    self.ring, chunk, self.frames, self.prefill, self.primed, self._on_primed, self.stop.is_set,
-                    stage.max_ahead(self.ring) if stage is not None else None)
-                if stage is not None:
-                    stage.prepare_when_covered(self.ring)
-            self.ring.end_stream(aborted=state != "eos")
-        except Exception as e:  # the ring is gone (control restarted): nothing to feed
-            log.warning("stream of job %s to track %d failed: %s", self.job_id, self.track + 1, e)
-            state = "error"
-        if not self.primed and state == "eos":
-            self.primed = True  # a take shorter than the prefill: it is all there
-            self._on_primed(self.frames)
-        self.emit({"event": "stream_end", "frames": self.frames, "state": state, **self._base()})
+        self.feed.run(self._queued(), self.stop.is_set)
 
 
 _FAILED = np.zeros((0, 2), dtype=np.float32)  # queued by the job thread: the take failed (compared by identity)
-_EMPTY = np.zeros((0, 2), dtype=np.float32)
 
 
 class TakeWriter:

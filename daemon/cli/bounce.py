@@ -26,9 +26,9 @@ from jackgen.daemon.config import Config
 from jackgen.daemon.control.session import TrackSettings, live_chain, read_session
 from jackgen.common.errors import JackgenError
 from jackgen.daemon.engine.blockcore import EngineCore, OfflineDriver
-from jackgen.dsp.convert import StreamResampler, to_stereo
 from jackgen.dsp.mix import integrated_lufs, true_peak_dbfs
 from jackgen.plugins.host import Chain
+from jackgen.generators.producer import file_chunks, through_chain
 from jackgen.plugins.chainstage import stage_for
 
 SETTLE_BLOCKS = 4  # silent blocks first, so faders have reached their values when the clips start
@@ -36,27 +36,22 @@ FORMATS = {"16": ("WAV", "PCM_16"), "24": ("WAV", "PCM_24"), "32f": ("WAV", "FLO
 
 
 class _Source:
-    """One track's clip, read, resampled and run through its chain on demand."""
+    """One track's clip, through its chain, pulled block by block: the producers' own loop
+    (``file_chunks`` read and resampled, ``through_chain``), driven by the render loop."""
 
     def __init__(self, path: str, rate: int, chain: list[dict], extra_dirs) -> None:
-        self.f = sf.SoundFile(path)
-        self.rs = StreamResampler(self.f.samplerate, rate)
         self.stage = stage_for({"chain": chain, "vst3_dirs": list(extra_dirs)}, rate) if chain else None
-        self.frames = int(round(self.f.frames * rate / self.f.samplerate))
+        with sf.SoundFile(path) as f:
+            self.frames = int(round(f.frames * rate / f.samplerate))
+        self.chunks = through_chain(file_chunks(path, rate), self.stage)
         self.done = False
         self.buf = np.zeros((0, 2), dtype=np.float32)
 
     def take(self, n: int) -> np.ndarray:
         while self.buf.shape[0] < n and not self.done:
-            data = self.f.read(16384, dtype="float32", always_2d=True)
-            last = data.shape[0] < 16384
-            out = self.rs.process(to_stereo(data), last=last)
-            if self.stage is not None:
-                out = self.stage.process(out, last=last)
+            out, last = next(self.chunks)
             self.buf = np.concatenate([self.buf, out]) if self.buf.shape[0] else out
-            if last:
-                self.done = True
-                self.f.close()
+            self.done = last
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
@@ -79,10 +74,10 @@ def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", s
     data = read_session(session_dir)
     tracks = data.tracks
     master_settings = dict(data.master)
-    sources = {t: tr for t, tr in enumerate(tracks) if tr.source}  # armed, else the file it last played
+    sources = {t: tr for t, tr in enumerate(tracks) if tr.bounce_clip}  # armed, else the file it last played
     for t, tr in sources.items():
-        if not Path(tr.source).is_file():
-            raise JackgenError(f"track {t + 1}'s clip {tr.source} is missing")
+        if not Path(tr.bounce_clip).is_file():
+            raise JackgenError(f"track {t + 1}'s clip {tr.bounce_clip} is missing")
     if not sources:
         raise JackgenError(f"session {session!r} has no clips to bounce: play or load one on a track "
                            "(jackgen play TRACK FILE, jackgen load TRACK FILE)")
@@ -123,7 +118,7 @@ def _render(cfg: Config, tracks: list[TrackSettings], armed: dict[int, TrackSett
             fmt: str, stems: bool, rate: int, block: int, tail_s: float,
             progress: Callable[[float], None]) -> dict:
     # each chain as its live host runs it: without the plugins marked failed (they crashed a host)
-    sources = {t: _Source(tr.source, rate, live_chain(tr.chain), cfg.plugins.vst3_dirs) for t, tr in armed.items()}
+    sources = {t: _Source(tr.bounce_clip, rate, live_chain(tr.chain), cfg.plugins.vst3_dirs) for t, tr in armed.items()}
     length = max(s.frames + (s.stage.latency if s.stage else 0) for s in sources.values()) + int(tail_s * rate)
     t0 = time.perf_counter()
     inst = f"bounce-{os.getpid()}"

@@ -43,7 +43,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 30.0) -> 
 
 def run_demo(cfg: Config, config_path: str | None, seconds: float) -> int:
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
     con = Console()
     session_dir = cfg.session_dir()
@@ -113,8 +113,7 @@ def run_demo(cfg: Config, config_path: str | None, seconds: float) -> int:
         rms = float(np.sqrt(np.mean(data.astype(np.float64) ** 2)))
         peak_db = 20 * np.log10(max(peak, 1e-12))
         rms_db = 20 * np.log10(max(rms, 1e-12))
-        table = Table(title="jackgen demo", show_header=False)
-        for k, v in [
+        rows = [
             ("recording", str(out)),
             ("take", f"{job['outputs'][0]['path']} (+ .json with every parameter, seed and timing)"),
             ("MIDI stems", str(Path(job['outputs'][0]['path']).parent.parent / "midi_stems" / job["takes"][0])),
@@ -128,9 +127,13 @@ def run_demo(cfg: Config, config_path: str | None, seconds: float) -> int:
             ("DSP load (JACK)", f"{st['dsp_load']:.1f} %"),
             ("callback mean / max", f"{st['callback_mean_us']:.0f} µs / {st['callback_max_us']:.0f} µs "
                                     f"(period {st['block_size'] / rate * 1e6:.0f} µs)"),
-        ]:
-            table.add_row(k, v)
-        con.print(table)
+        ]
+        # plain lines, never a table: a table cuts long paths with "…" on an 80-column terminal, and
+        # these paths are meant to be copied
+        con.print("[bold]jackgen demo[/]")
+        width = max(len(k) for k, _ in rows)
+        for k, v in rows:
+            con.print(f"  {k:>{width}}  {escape(v)}", soft_wrap=True, highlight=False)
         if peak < 1e-3:
             con.print("[red]✗ the recording is silent: something is wrong (see logs in "
                       f"{logs})[/]")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import jack
@@ -18,6 +19,20 @@ import jack
 from jackgen.common.files import atomic_write_json
 
 log = logging.getLogger("jackgen.connections")
+libjack_log = logging.getLogger("jackgen.libjack")
+
+RETRY_FIRST_S = 0.5  # while the JACK server is gone, control's client retries after this …
+RETRY_MAX_S = 10.0  # … doubling up to this
+
+
+def quiet_libjack() -> None:
+    """Send libjack's own messages to the log at debug level instead of stderr.
+
+    libjack prints three lines to stderr for every failed connection attempt ("Cannot connect to
+    server socket …"); under systemd each retry would land in the journal. Process-wide; called
+    by control, whose only JACK client is this module's."""
+    jack.set_error_function(lambda msg: libjack_log.debug("%s", msg))
+    jack.set_info_function(lambda msg: libjack_log.debug("%s", msg))
 
 
 class ConnectionKeeper:
@@ -27,6 +42,9 @@ class ConnectionKeeper:
         self.path = path
         self._client: jack.Client | None = None
         self.saved: dict[str, list[str]] = self._load()
+        self._next_try = 0.0  # monotonic time before which no new connection is attempted
+        self._retry_s = RETRY_FIRST_S
+        self._missing = False  # the server was not reachable at the last attempt (said once in the log)
 
     def _load(self) -> dict[str, list[str]]:
         try:
@@ -40,11 +58,25 @@ class ConnectionKeeper:
         return self._jack()
 
     def _jack(self) -> jack.Client | None:
+        """The client, connecting if need be; while the server is gone, attempts back off (0.5 s
+        doubling to 10 s) and the log says so once, and once more when it is back."""
         if self._client is None:
+            now = time.monotonic()
+            if now < self._next_try:
+                return None
             try:
                 self._client = jack.Client("jackgen-control", no_start_server=True, servername=self.server)
-            except jack.JackError:
+            except jack.JackError as e:
+                self._next_try = now + self._retry_s
+                self._retry_s = min(self._retry_s * 2, RETRY_MAX_S)
+                if not self._missing:
+                    self._missing = True
+                    log.warning("the JACK server %s is not reachable (%s); control keeps trying quietly",
+                                repr(self.server) if self.server else "(default)", e)
                 return None
+            if self._missing:
+                log.info("the JACK server is reachable again")
+            self._missing, self._retry_s, self._next_try = False, RETRY_FIRST_S, 0.0
         return self._client
 
     def snapshot(self) -> dict[str, list[str]] | None:

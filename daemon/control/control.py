@@ -30,7 +30,7 @@ from jackgen.common.media import MediaPolicy
 from jackgen.daemon.config import Config, check_session_name
 from jackgen.daemon.control.chains import Chains
 from jackgen.daemon.control.clock import EngineClock, TempoMap
-from jackgen.daemon.control.connections import ConnectionKeeper
+from jackgen.daemon.control.connections import ConnectionKeeper, quiet_libjack
 from jackgen.daemon.control.link import EngineLink
 from jackgen.daemon.control.master import Master
 from jackgen.daemon.control.midi import Midi
@@ -161,6 +161,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
     async def start(self) -> None:
         """Rings, session, the engine link's tasks, MIDI inputs, the feeder, the job board and (under
         ``jackgen run``) the engine. The front ends are started by the service on top."""
+        quiet_libjack()
         self.open_rings()
         self.load_session()
         cfg_args = ["--config", self.config_path] if self.config_path else []
@@ -268,7 +269,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
                 raise JackgenError(str(e)) from None
             self.session = name
             self.session_dir = self.cfg.session_dir(name)
-        self.save_session()
+        self.write_session()  # now, not at the next background save: the caller may read it next
         return {"session": self.session, "path": str(self.session_dir / "session.json")}
 
     async def load_session_named(self, name: str) -> dict:

@@ -240,7 +240,7 @@ class EngineLink:
         if at is None or at == "now" or at == 0:
             return 0
         if isinstance(at, bool):
-            raise JackgenError("'at' must be now, beat, bar or a frame number")
+            raise JackgenError("'at' must be now, beat or bar, or a frame number")
         if isinstance(at, int) or (isinstance(at, str) and at.isdigit()):
             frame = int(at)
             if frame < 0:
@@ -253,7 +253,7 @@ class EngineLink:
             # at least a block and a little slack ahead, so the command arrives in time
             earliest = self.now_frame() + self.clock.block + int(0.02 * self.clock.rate)
             return self.tempo.next_boundary(earliest, at)
-        raise JackgenError(f"'at' must be now, beat, bar or a frame number, got {at!r}")
+        raise JackgenError(f"'at' must be now, beat or bar, or a frame number, got {at!r}")
 
     def _jack_to_frames(self):
         client = self.connections._client  # noqa: SLF001 (only if already open: never blocks here)

@@ -16,7 +16,7 @@ param      CC value -> the chain plugin ``plugin``'s parameter ``param``, 0-127
 bypass     note-on toggles, CC >= 64 sets the bypass of chain plugin ``plugin``
 =========  ====================================================================
 
-Default (INTERFACE.md): notes 36-51 on any channel trigger tracks 1-16; CC 7 on
+Default (the README's MIDI section): notes 36-51 on any channel trigger tracks 1-16; CC 7 on
 channel N sets track N's gain, CC 10 its pan. Notes run in the engine (sample
 accurate); everything else runs in control on events from JACK MIDI or rtmidi.
 """

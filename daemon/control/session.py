@@ -52,7 +52,7 @@ class TrackSettings:
                 "armed": self.armed, "clip": self.clip, "chain": self.chain}
 
     @property
-    def source(self) -> str | None:
+    def bounce_clip(self) -> str | None:
         """What a bounce plays on this track: the armed clip, else the file it last played."""
         return self.armed or self.clip
 

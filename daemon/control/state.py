@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from jackgen.common.errors import JackgenError
@@ -12,31 +12,26 @@ from jackgen.generators.job import BACKENDS
 
 
 @dataclass
-class TrackState:
-    gain_db: float = 0.0
-    pan: float = 0.0
-    mute: bool = False
-    solo: bool = False
-    armed: str | None = None  # clip path armed for triggers
-    clip: str | None = None  # the file last played (kept in the session: a bounce renders it)
-    chain: list = field(default_factory=list)  # plugin states (jackgen.plugins.host.Plugin.state()), in order
+class TrackState(TrackSettings):
+    """A track as control knows it: what the session keeps (``TrackSettings``) and what it is doing."""
+
     armed_epoch: int = 0  # the armed clip's stream, once it waits in the ring
     # runtime (not persisted)
     state: str = "idle"
     epoch: int = 0
     stream_id: str | None = None
-    source: str | None = None
+    source: str | None = None  # what plays now
     started_frame: int | None = None
     ended_frame: int | None = None
     error: str | None = None
 
     def settings(self) -> TrackSettings:
         """What the session file keeps of this track."""
-        return TrackSettings(self.gain_db, self.pan, self.mute, self.solo, self.armed, self.clip, self.chain)
+        return TrackSettings(**{f.name: getattr(self, f.name) for f in fields(TrackSettings)})
 
     def restore(self, s: TrackSettings) -> None:
-        self.gain_db, self.pan, self.mute, self.solo = s.gain_db, s.pan, s.mute, s.solo
-        self.armed, self.clip, self.chain = s.armed, s.clip, s.chain
+        for f in fields(TrackSettings):
+            setattr(self, f.name, getattr(s, f.name))
 
 
 @dataclass

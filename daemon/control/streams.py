@@ -23,30 +23,40 @@ log = logging.getLogger("jackgen.control")
 
 
 class Streams:
-    # ------------------------------------------------------------ feeder link
+    # ------------------------------------------------------------ producer events
     async def _on_feeder_line(self, line: str) -> None:
         if not line:
             return
         msg = json.loads(line)
-        ev = msg.get("event")
-        track = msg.get("track")
-        stream = self.streams.get(track) if track is not None else None
-        if stream is None or stream.epoch != msg.get("epoch") or stream.producer is not None:
-            if ev == "error" and track is None:
-                log.error("feeder: %s", msg.get("message"))
+        if msg.get("event") in ("primed", "stream_end"):
+            self.on_stream_event(None, msg)
+        elif msg.get("event") == "error":
+            log.error("feeder: %s", msg.get("message"))
+
+    def on_stream_event(self, producer: Any, msg: dict) -> None:
+        """The one handler for what any producer says about a stream (the producer loop's
+        vocabulary: "primed", then "stream_end" with eos, cancelled or error). ``producer`` is
+        None for the feeder, else the worker link of a generator."""
+        t, epoch = msg.get("track"), msg.get("epoch")
+        s = self.streams.get(t) if isinstance(t, int) else None
+        if s is None or s.epoch != epoch or s.producer is not producer:
+            return  # about a stream that has been replaced
+        if msg["event"] == "primed":
+            if s.primed.done():
+                return
+            s.primed.set_result(msg.get("frames", 0))
+            if producer is not None:
+                self._start_generated(s, msg)  # a file's stream is started by play(), waiting on primed
             return
-        if ev == "primed" and not stream.primed.done():
-            stream.primed.set_result(msg.get("frames", 0))
-        elif ev == "error":
-            self.tracks[track].error = msg.get("message")
-            log.error("streaming %s into track %d failed: %s", stream.path, track + 1, msg.get("message"))
-            if not stream.primed.done():
-                stream.primed.set_exception(JackgenError(f"cannot stream {stream.path}: {msg.get('message')}"))
-        if ev in ("eos", "cancelled", "error"):
-            stream.end()
-        if ev in ("eos", "cancelled"):
-            if not stream.primed.done():
-                stream.primed.set_result(msg.get("frames", 0))
+        state, why = msg.get("state"), msg.get("message")
+        s.end()
+        if state == "error":
+            self.tracks[t].error = f"the stream of {s.path} broke off" + (f": {why}" if why else "")
+            log.error("streaming %s into track %d failed: %s", s.path, t + 1, why or "the producer stopped")
+            if not s.primed.done():
+                s.primed.set_exception(JackgenError(f"cannot stream {s.path}: {why or 'it broke off'}"))
+        elif not s.primed.done():
+            s.primed.set_result(msg.get("frames", 0))
 
     async def _on_feeder_exit(self, child: ChildProcess, code: int) -> None:
         """The feeder died: once it is back, resume every unfinished stream where it stopped
@@ -89,33 +99,22 @@ class Streams:
         self.streams[t] = Stream(stream_id, t, epoch, source, fut, producer=producer)
         return epoch
 
-    def on_worker_stream(self, worker: Any, msg: dict) -> None:
-        """A generator worker's stream events: start the track at the first audio, note its end."""
-        t, epoch = msg.get("track"), msg.get("epoch")
-        s = self.streams.get(t) if isinstance(t, int) else None
-        if s is None or s.epoch != epoch or s.producer is not worker:
-            return
-        if msg["event"] == "primed":
-            if s.primed.done():
-                return
-            s.primed.set_result(msg.get("frames", 0))
-            job = self.jobs.jobs.get(str(msg.get("id"))) if self.jobs else None
-            tr = self.tracks[t]
-            tr.epoch, tr.error, tr.stream_id = epoch, None, s.id
-            tr.source = str(self.session_dir / "audio_gen" / f"{job.takes[0]}.{job.spec.output_format}") if job else s.path
-            if job:
-                tr.clip = tr.source  # the take, once written: what a bounce renders on this track
-                self.save_session()
-            tr.started_frame = tr.ended_frame = None
-            try:
-                self.send(S.CMD_PLAY, t, epoch, 0, 0)
-                tr.state = "pending"
-            except JackgenError as e:
-                log.error("cannot start track %d for %s: %s", t + 1, s.path, e)
-        elif msg["event"] == "stream_end":
-            s.end()
-            if msg.get("state") == "error":
-                self.tracks[t].error = f"the stream of {s.path} broke off"
+    def _start_generated(self, s: Stream, msg: dict) -> None:
+        """A generator's first audio is in the ring: the track starts playing it."""
+        t = s.track
+        job = self.jobs.jobs.get(str(msg.get("id"))) if self.jobs else None
+        tr = self.tracks[t]
+        tr.epoch, tr.error, tr.stream_id = s.epoch, None, s.id
+        tr.source = str(self.session_dir / "audio_gen" / f"{job.takes[0]}.{job.spec.output_format}") if job else s.path
+        if job:
+            tr.clip = tr.source  # the take, once written: what a bounce renders on this track
+            self.save_session()
+        tr.started_frame = tr.ended_frame = None
+        try:
+            self.send(S.CMD_PLAY, t, s.epoch, 0, 0)
+            tr.state = "pending"
+        except JackgenError as e:
+            log.error("cannot start track %d for %s: %s", t + 1, s.path, e)
 
     def abort_streams_of(self, worker: Any) -> None:
         """A worker died: its open streams end as aborted, so the engine fades those tracks out."""

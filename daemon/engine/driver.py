@@ -162,14 +162,22 @@ class JackDriver:
         server = self.cfg.jack_server
         last: Exception | None = None
         # use_exact_name: a half-dead predecessor still holding the name is waited
-        # out briefly instead of silently becoming "jackgen-01".
-        for _ in range(20):
-            try:
-                return jack.Client(name, use_exact_name=True, no_start_server=True, servername=server)
-            except jack.JackOpenError as e:
-                last = e
-                time.sleep(0.25)
-        raise last  # type: ignore[misc]
+        # out briefly instead of silently becoming "jackgen-01". libjack prints three
+        # lines to stderr per failed attempt (60 for this loop, and again each time a
+        # supervisor restarts us): while connecting they go to the debug log, and the
+        # caller logs one line. Only while connecting: once running, libjack may call
+        # its error function from the process thread, where Python must not run.
+        jack.set_error_function(lambda msg: log.debug("libjack: %s", msg))
+        try:
+            for _ in range(20):
+                try:
+                    return jack.Client(name, use_exact_name=True, no_start_server=True, servername=server)
+                except jack.JackOpenError as e:
+                    last = e
+                    time.sleep(0.25)
+            raise last  # type: ignore[misc]
+        finally:
+            jack.set_error_function(None)
 
     # ---- process thread -------------------------------------------------
     def _process(self, frames: int) -> None:

@@ -1,26 +1,33 @@
 """HTTP API of the control process (FastAPI). Binds 127.0.0.1:8750 unless configured.
 
-Errors come back as ``{"error": "..."}`` with a 4xx/5xx status; the message names
-what was wrong and what to do.
+The routes come from the command table (``frontends.commands``): each command with an HTTP route
+takes its path parts and JSON body as its arguments, checked by the command's model. Errors come
+back as ``{"error": "..."}`` with a 4xx/5xx status; the message names what was wrong and what to do.
+Only the job event stream (server-sent events) is a route of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from jackgen.common.errors import JackgenError
 from jackgen.daemon.control.control import Control
+from jackgen.daemon.frontends.commands import COMMANDS, JOB_EVENTS, Call, Command, check_args
 
 log = logging.getLogger("jackgen.http")
 
 MAX_BODY_BYTES = 64 * 1024
+_INT = re.compile(r"^-?\d+$")
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -38,10 +45,19 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
-def _require(body: dict, key: str) -> Any:
-    if key not in body:
-        raise JackgenError(f"missing field '{key}'")
-    return body[key]
+def _endpoint(control: Control, cmd: Command):
+    async def endpoint(request: Request) -> Any:
+        body = await _body(request) if request.method in ("POST", "PUT") else {}
+        path = {k: int(v) if k != "track" and _INT.match(v) else v for k, v in request.path_params.items()}
+        args = check_args(cmd, {**body, **path}, "http", request.url.path)
+        result = cmd.run(control, args, Call())
+        if inspect.isawaitable(result):
+            result = await result
+        return JSONResponse(jsonable_encoder(result), status_code=cmd.http_status)
+
+    endpoint.__name__ = cmd.name.replace(".", "_")
+    endpoint.__doc__ = cmd.help
+    return endpoint
 
 
 def build_app(control: Control) -> FastAPI:
@@ -58,116 +74,7 @@ def build_app(control: Control) -> FastAPI:
         log.warning("%s %s -> 400: %s", request.method, request.url.path, msg)
         return JSONResponse({"error": msg}, status_code=400)
 
-    @app.get("/health")
-    async def health() -> dict:
-        return control.health()
-
-    @app.get("/api/status")
-    async def status() -> dict:
-        return control.status()
-
-    @app.get("/api/tracks")
-    async def tracks() -> list:
-        return control.status()["tracks"]
-
-    @app.post("/api/tracks/{track}/gain")
-    async def gain(track: str, request: Request) -> dict:
-        return control.set_gain(track, _require(await _body(request), "db"))
-
-    @app.post("/api/tracks/{track}/pan")
-    async def pan(track: str, request: Request) -> dict:
-        return control.set_pan(track, _require(await _body(request), "pan"))
-
-    @app.post("/api/tracks/{track}/mute")
-    async def mute(track: str, request: Request) -> dict:
-        return control.set_flag("mute", track, _require(await _body(request), "on"))
-
-    @app.post("/api/tracks/{track}/solo")
-    async def solo(track: str, request: Request) -> dict:
-        return control.set_flag("solo", track, _require(await _body(request), "on"))
-
-    @app.post("/api/tracks/{track}/load")
-    async def load(track: str, request: Request) -> dict:
-        return await control.load(track, _require(await _body(request), "file"))
-
-    @app.post("/api/tracks/{track}/play")
-    async def play(track: str, request: Request) -> dict:
-        body = await _body(request)
-        return await control.play(track, body.get("file"), body.get("at", "now"))
-
-    @app.post("/api/tracks/{track}/stop")
-    async def stop(track: str, request: Request) -> dict:
-        body = await _body(request)
-        return await control.stop_track(track, body.get("at", "now"))
-
-    @app.get("/api/midi/map")
-    async def midi_map() -> dict:
-        return control.midi_map()
-
-    @app.post("/api/midi/learn")
-    async def midi_learn(request: Request) -> dict:
-        body = await _body(request)
-        return await control.midi_learn(body.get("action"), body.get("track"), body.get("gate", False),
-                                        float(body.get("timeout", 30.0)), body.get("plugin"), body.get("param"))
-
-    @app.post("/api/tempo")
-    async def tempo(request: Request) -> dict:
-        return control.set_tempo(_require(await _body(request), "bpm"))
-
-    @app.get("/api/master")
-    async def master() -> dict:
-        return control.master_info()
-
-    @app.post("/api/master")
-    async def master_set(request: Request) -> dict:
-        body = await _body(request)
-        return control.set_master(body.get("gain_db"), body.get("eq"))
-
-    @app.get("/api/tracks/{track}/chain")
-    async def chain(track: str) -> dict:
-        return control.chain_list(track)
-
-    @app.post("/api/tracks/{track}/chain/add")
-    async def chain_add(track: str, request: Request) -> dict:
-        body = await _body(request)
-        return await control.chain_add(track, _require(body, "plugin"), body.get("params"), body.get("index"))
-
-    @app.post("/api/tracks/{track}/chain/remove")
-    async def chain_remove(track: str, request: Request) -> dict:
-        return await control.chain_remove(track, _require(await _body(request), "index"))
-
-    @app.post("/api/tracks/{track}/chain/move")
-    async def chain_move(track: str, request: Request) -> dict:
-        body = await _body(request)
-        return await control.chain_move(track, _require(body, "index"), _require(body, "to"))
-
-    @app.post("/api/tracks/{track}/chain/{index}/bypass")
-    async def chain_bypass(track: str, index: int, request: Request) -> dict:
-        return await control.chain_bypass(track, index, _require(await _body(request), "on"))
-
-    @app.post("/api/tracks/{track}/chain/{index}/param")
-    async def chain_param(track: str, index: int, request: Request) -> dict:
-        body = await _body(request)
-        return await control.chain_param(track, index, _require(body, "name"), _require(body, "value"))
-
-    @app.post("/api/music-generation", status_code=202)
-    async def music_generation(request: Request) -> dict:
-        job = control.jobs.submit(await _body(request))
-        return {"job_id": job.id, "status": job.status, "takes": job.takes, "seed": job.spec.seed}
-
-    @app.get("/api/jobs")
-    async def jobs() -> list:
-        return [j.public() for j in list(control.jobs.jobs.values())[-100:]]
-
-    @app.get("/api/jobs/{job_id}")
-    async def job(job_id: str) -> dict:
-        return control.jobs.get(job_id).public()
-
-    @app.delete("/api/jobs/{job_id}")
-    async def cancel_job(job_id: str) -> dict:
-        return (await control.jobs.cancel(job_id)).public()
-
-    @app.get("/api/jobs/{job_id}/events")
+    @app.get(JOB_EVENTS)
     async def job_events(job_id: str) -> StreamingResponse:
         job = control.jobs.get(job_id)
         q = control.jobs.subscribe(job)
@@ -189,8 +96,8 @@ def build_app(control: Control) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
-    @app.post("/api/sync")
-    async def sync() -> dict:
-        return {"frame_time": await control.sync()}
-
+    for cmd in COMMANDS:
+        if cmd.http is not None:
+            method, route = cmd.http
+            app.add_api_route(route, _endpoint(control, cmd), methods=[method], summary=cmd.help)
     return app

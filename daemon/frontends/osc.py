@@ -24,9 +24,8 @@ replies to a flooding sender are rate-limited; memory stays bounded.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-import math
-import re
 import struct
 import time
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from pythonosc.parsing import ntp
 
 from jackgen.common.errors import JackgenError
 from jackgen.daemon.control.control import Control
+from jackgen.daemon.frontends.commands import Call, check_args, match_osc, osc_arguments
 
 log = logging.getLogger("jackgen.osc")
 
@@ -221,10 +221,6 @@ class Sender:
             self.reply("/jackgen/error", address, message)
 
 
-TRACK_RE = re.compile(r"^/jackgen/track/([^/]+)/(gain|pan|mute|solo|load|play|stop)$")
-CHAIN_RE = re.compile(r"^/jackgen/track/([^/]+)/chain(/.*)?$")
-
-
 class OscControl:
     """Validates and acts on OSC messages for one Control."""
 
@@ -323,146 +319,26 @@ class OscControl:
         return frame
 
     async def handle(self, sender: Sender, m: Message) -> None:
-        c = self.control
-        addr, args = m.address, m.args
-        tm = TRACK_RE.match(addr)
-        if tm:
-            track, verb = tm.group(1), tm.group(2)
-            at_frame = self._at_from_timetag(m)
-            if verb in ("gain", "pan", "mute", "solo"):
-                value = _one_arg(addr, args)
-                if verb == "gain":
-                    c.set_gain(track, _number(addr, value), at_frame=at_frame)
-                elif verb == "pan":
-                    c.set_pan(track, _number(addr, value), at_frame=at_frame)
-                else:
-                    c.set_flag(verb, track, _flag(addr, value), at_frame=at_frame)
-                return
-            if verb == "load":
-                path = _string(addr, _one_arg(addr, args))
-                r = await c.load(track, c.session_path(path))
-                sender.reply("/jackgen/done", addr, r["armed"])
-                return
-            if verb == "play":
-                file, when = _play_args(addr, args)
-                r = await c.play(track, c.session_path(file) if file else None,
-                                 at_frame if at_frame is not None else when)
-                sender.reply("/jackgen/done", addr, r["stream"] or "", r["at_frame"])
-                return
-            if verb == "stop":
-                when = _when(addr, args[0]) if args else "now"
-                await c.stop_track(track, at_frame if at_frame is not None else when)
-                return
-        cm = CHAIN_RE.match(addr)
-        if cm:
-            await self._chain(sender, m, cm.group(1), cm.group(2) or "")
-            return
-        if addr == "/jackgen/tempo":
-            c.set_tempo(_number(addr, _one_arg(addr, args)))
-            return
-        if addr == "/jackgen/master/gain":
-            c.set_master(gain_db=_number(addr, _one_arg(addr, args)))
-            return
-        if addr == "/jackgen/master/eq":
-            # i band, s type, f freq, f gain_db [, f q]
-            if len(args) not in (4, 5) or isinstance(args[0], bool) or not isinstance(args[0], int) \
-                    or not isinstance(args[1], str):
-                raise JackgenError(f"{addr} takes i band (1-4), s type, f freq, f gain_db [, f q]")
-            band = {"band": args[0], "type": args[1], "freq": _number(addr, args[2]),
-                    "gain_db": _number(addr, args[3])}
-            if len(args) == 5:
-                band["q"] = _number(addr, args[4])
-            c.set_master(eq=[band])
-            return
-        if addr in ("/jackgen/transport/start", "/jackgen/transport/stop"):
-            await c.transport(addr.rsplit("/", 1)[1])
-            return
-        if addr == "/jackgen/status":
-            st = c.status()
-            playing = sum(1 for t in st["tracks"] if t["state"] == "playing")
-            sender.reply("/jackgen/status.reply", "xruns", st["xruns"], "underruns", st["underruns"],
-                         "dsp_load", float(st["dsp_load"]), "sample_rate", st["sample_rate"],
-                         "block_size", st["block_size"], "tracks_playing", playing, "jobs", len(st["jobs"]),
-                         "tempo", float(st["tempo_bpm"]), "engine", 1 if st["engine_running"] else 0)
-            return
-        if addr == "/jackgen/notify":
-            on = _flag(addr, _one_arg(addr, args)) if args else True
+        """Parse → validate → act, through the command table: the address names the command, the
+        message's arguments become its fields, the command's model checks them, control acts."""
+        found = match_osc(m.address)
+        if found is None:
+            raise JackgenError(f"unknown address {m.address} (the README's OSC section lists them)")
+        cmd, parts = found
+        fields = {**parts, **osc_arguments(cmd, m.address, m.args)}
+        args = check_args(cmd, fields, "osc", m.address)
+
+        def subscribe(on: bool, sender=sender) -> None:
             (self.subscribers.add if on else self.subscribers.discard)(sender)
-            sender.reply("/jackgen/done", addr)
-            return
-        if addr == "/jackgen/sync":
-            token = args[0] if args else 0
-            if not isinstance(token, int):
-                raise JackgenError("/jackgen/sync takes an int id")
-            await c.sync()  # everything this sender sent before has been applied by the engine
-            sender.reply("/jackgen/synced", token)
-            return
-        if addr == "/jackgen/session/save":
-            name = _string(addr, args[0]) if args else None
-            r = c.save_session_as(name)
-            sender.reply("/jackgen/done", addr, r["session"])
-            return
-        if addr == "/jackgen/session/load":
-            r = await c.load_session_named(_string(addr, _one_arg(addr, args)))
-            sender.reply("/jackgen/done", addr, r["session"])
-            return
-        if addr == "/jackgen/midi/learn":
-            if not args or len(args) > 4:
-                raise JackgenError("/jackgen/midi/learn takes s action [i track [i plugin [s param]]]")
-            r = await c.midi_learn(_string(addr, args[0]), args[1] if len(args) > 1 else None,
-                                   plugin=args[2] if len(args) > 2 else None, param=args[3] if len(args) > 3 else None)
-            b = r["binding"]
-            sender.reply("/jackgen/done", addr, f"{b['type']} {b['number']} ch {b['channel'] or 'any'} -> "
-                                                f"{b['action']} {b['track'] or ''}".strip())
-            return
-        if addr == "/jackgen/generate":
-            req = _generate_args(addr, args)
 
-            def on_final(job, sender=sender):
-                if job.status == "done":
-                    sender.reply("/jackgen/done", addr, job.id)
-                else:
-                    sender.reply("/jackgen/error", addr, f"job {job.id} {job.status}: {job.error or ''}".strip())
-
-            job = c.jobs.submit(req, on_final=on_final)
-            sender.reply("/jackgen/job", job.id, job.status)
-            return
-        if addr == "/jackgen/job/cancel":
-            job = await c.jobs.cancel(_string(addr, _one_arg(addr, args)))
-            sender.reply("/jackgen/job", job.id, job.status)
-            return
-        raise JackgenError(f"unknown address {addr} (the README's OSC section has the address table)")
-
-    async def _chain(self, sender: Sender, m: Message, track: str, rest: str) -> None:
-        """/jackgen/track/<n>/chain/add s plugin [s name, f value]…, …/chain/remove i,
-        …/chain/<i>/bypass i, …/chain/<i>/<param> f|s."""
-        c, addr, args = self.control, m.address, m.args
-        if rest == "/add":
-            if not args or not isinstance(args[0], str) or len(args) % 2 == 0:
-                raise JackgenError(f"{addr} takes s plugin, then name/value pairs")
-            params = {}
-            for k, v in zip(args[1::2], args[2::2]):
-                if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float, str)):
-                    raise JackgenError(f"{addr}: parameters come as s name, f value pairs")
-                params[k] = v
-            r = await c.chain_add(track, args[0], params)
-            sender.reply("/jackgen/done", addr, r["index"])
-            return
-        if rest == "/remove":
-            await c.chain_remove(track, _one_arg(addr, args))
-            sender.reply("/jackgen/done", addr)
-            return
-        pm = re.match(r"^/(\d+)/([A-Za-z0-9_]+)$", rest)
-        if not pm:
-            raise JackgenError(f"unknown chain address {addr}: chain/add, chain/remove, chain/<i>/bypass, "
-                               "chain/<i>/<param>")
-        index, what = int(pm.group(1)), pm.group(2)
-        value = _one_arg(addr, args)
-        at_frame = self._at_from_timetag(m)
-        if what == "bypass":
-            await c.chain_bypass(track, index, _flag(addr, value), at_frame=at_frame)
-        else:
-            await c.chain_param(track, index, what, value, at_frame=at_frame)
+        call = Call(at_frame=self._at_from_timetag(m) if cmd.timed else None, sender=sender, subscribe=subscribe)
+        result = cmd.run(self.control, args, call)
+        if inspect.isawaitable(result):
+            result = await result
+        if cmd.osc_reply is not None:
+            reply = cmd.osc_reply(m.address, args, result)
+            if reply:
+                sender.reply(*reply)
 
     # ---------------------------------------------------------- notifications
     def notify_job(self, job, e: dict) -> None:
@@ -587,78 +463,3 @@ def _send_safe(s: Sender, pkt: bytes) -> None:
         s.send(pkt)
     except Exception as e:  # a vanished subscriber must not stop the others
         log.debug("notify to %s failed: %s", s.name, e)
-
-
-# ------------------------------------------------------------------ argument checks
-def _one_arg(addr: str, args: tuple) -> Any:
-    if len(args) != 1:
-        raise JackgenError(f"{addr} takes 1 argument, got {len(args)}")
-    return args[0]
-
-
-def _number(addr: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise JackgenError(f"{addr} needs a number, got {type(v).__name__} {v!r}")
-    if not math.isfinite(v):
-        raise JackgenError(f"{addr} needs a finite number, got {v!r}")
-    return float(v)
-
-
-def _flag(addr: str, v: Any) -> bool:
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and v in (0, 1):
-        return bool(v)
-    if isinstance(v, bool):
-        return v
-    raise JackgenError(f"{addr} needs 0 or 1, got {v!r}")
-
-
-def _string(addr: str, v: Any) -> str:
-    if not isinstance(v, str) or not v:
-        raise JackgenError(f"{addr} needs a string, got {type(v).__name__} {v!r}")
-    return v
-
-
-def _when(addr: str, v: Any) -> str:
-    if v not in ("now", "beat", "bar"):
-        raise JackgenError(f"{addr}: when must be now, beat or bar, got {v!r}")
-    return v
-
-
-GENERATE_KEYS = {"bpm": (int, float), "key": (str,), "style": (str,), "track": (int,), "backend": (str,),
-                 "seed": (int,), "variations": (int,), "priority": (str,), "output_format": (str,),
-                 "midi": (str,), "soundfont": (str,), "top_k": (int,), "top_p": (int, float),
-                 "temperature": (int, float), "cfg_coef": (int, float), "melody": (str,)}
-
-
-def _generate_args(addr: str, args: list) -> dict:
-    """s prompt, f seconds, then key/value pairs (``bpm`` f, ``key`` s, …) -> a job request."""
-    if len(args) < 2 or not isinstance(args[0], str) or isinstance(args[1], bool) or \
-            not isinstance(args[1], (int, float)):
-        raise JackgenError(f"{addr} takes s prompt, f seconds, then key/value pairs (bpm f, key s, style s, "
-                           "track i, backend s, seed i, variations i)")
-    rest = args[2:]
-    if len(rest) % 2:
-        raise JackgenError(f"{addr}: key/value pairs come in twos; {rest[-1]!r} has no value")
-    req: dict = {"prompt": args[0], "duration": float(args[1])}
-    for k, v in zip(rest[::2], rest[1::2]):
-        if not isinstance(k, str) or k not in GENERATE_KEYS:
-            raise JackgenError(f"{addr}: unknown key {k!r}; known: {', '.join(GENERATE_KEYS)}")
-        if isinstance(v, bool) or not isinstance(v, GENERATE_KEYS[k]):
-            want = "/".join(t.__name__ for t in GENERATE_KEYS[k])
-            raise JackgenError(f"{addr}: {k} must be {want}, got {type(v).__name__}")
-        req[k] = v
-    return req
-
-
-def _play_args(addr: str, args: tuple) -> tuple[str | None, str]:
-    if len(args) > 2:
-        raise JackgenError(f"{addr} takes [file] [now|beat|bar], got {len(args)} arguments")
-    file, when = None, "now"
-    for a in args:
-        if a in ("now", "beat", "bar"):
-            when = a
-        elif isinstance(a, str) and a:
-            file = a
-        else:
-            raise JackgenError(f"{addr}: arguments are [s file] [s now|beat|bar], got {a!r}")
-    return file, when
