@@ -15,7 +15,8 @@ from typing import Optional
 
 import typer
 
-from jackgen.daemon.cli.app import ConfigOpt, app, fail, load, running_config, setup_logging, show
+from jackgen.daemon.cli.app import ConfigOpt, app, setup_logging
+from jackgen.daemon.cli.base import fail, load, running_config, show
 
 
 @app.command()
@@ -58,7 +59,7 @@ def bounce(
     lufs: Optional[float] = typer.Option(None, "--lufs", help="Loudness target, e.g. -14: the master's makeup gain is set (re-rendering if needed) so the bounce measures this integrated LUFS."),
     config: Optional[str] = ConfigOpt,
 ) -> None:
-    """Render the session offline (armed clips from the start, chains, mixer, mastering EQ and true-peak limiter), faster than real time."""
+    """Render the session offline (each track's clip from the start, chains, mixer, mastering EQ and true-peak limiter), faster than real time."""
     from rich.progress import Progress
 
     from jackgen.daemon.cli.bounce import bounce as run_bounce

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from jackgen.daemon.cli.app import ConfigOpt, app, fail, load, setup_logging
+from jackgen.daemon.cli.app import ConfigOpt, app, setup_logging
+from jackgen.daemon.cli.base import fail, load
 
 
 @app.command()

@@ -1,6 +1,10 @@
 """The remote commands: thin calls to a running control process over HTTP, each naming its command in
 the command table (``frontends.commands``), which gives the route and checks the arguments there.
 
+They are parsed with argparse rather than Typer: a remote command should act within tens of
+milliseconds, and importing Typer alone costs ~50 ms here (``bench/cli.py``). Each verb is one
+function registered with ``@verb``, its arguments declared beside it.
+
 Files named on this command line are the user's own: a file outside the folders the daemon may
 read (the sessions folder and ``control.media_dirs``) is copied into ``sessions/<name>/media/``
 first, as a DAW imports a file dragged in, and the command uses the copy (it says so on stderr).
@@ -9,19 +13,71 @@ HTTP and OSC clients, which may be anywhere, stay limited to those folders.
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
-import typer
+from jackgen.daemon.cli.base import CONFIG_HELP, CliExit, call, control_url, fail, note, show
 
-from jackgen.common.takes import TAKE_RE
-from jackgen.daemon.cli.app import NUMERIC_ARGS, ConfigOpt, app, call, control_url, fail, note, show
 
-jobs_app = typer.Typer(help="Generation jobs: list, show, follow, cancel.", no_args_is_help=True)
-app.add_typer(jobs_app, name="jobs")
-midi_app = typer.Typer(help="MIDI mapping: show it, or learn a control.", no_args_is_help=True)
-app.add_typer(midi_app, name="midi")
+class Verb(NamedTuple):
+    name: str  # "gain", or "jobs list" for a verb in a group
+    help: str
+    args: tuple[tuple[tuple[str, ...], dict], ...]
+    run: Callable[[argparse.Namespace], None]
+
+
+VERBS: dict[str, Verb] = {}
+GROUPS = {"jobs": "Generation jobs: list, show, follow, cancel.", "midi": "MIDI mapping: show it, or learn a control."}
+
+
+def arg(*flags: str, **kw: Any) -> tuple[tuple[str, ...], dict]:
+    return flags, kw
+
+
+def verb(name: str, *args: tuple[tuple[str, ...], dict]):
+    def register(fn: Callable[[argparse.Namespace], None]):
+        VERBS[name] = Verb(name, (fn.__doc__ or "").strip(), args, fn)
+        return fn
+    return register
+
+
+def parser_for(v: Verb) -> argparse.ArgumentParser:
+    first, _, rest = v.help.partition("\n")
+    p = argparse.ArgumentParser(prog=f"jackgen {v.name}", description=first + (("\n" + rest) if rest else ""),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    for flags, kw in v.args:
+        p.add_argument(*flags, **kw)
+    p.add_argument("--config", "-c", default=None, help=CONFIG_HELP)
+    return p
+
+
+def run(argv: list[str]) -> int:
+    """Run the remote verb ``argv`` names; its exit code."""
+    name = argv[0]
+    if name in GROUPS:
+        subs = sorted(k.split(" ", 1)[1] for k in VERBS if k.startswith(name + " "))
+        if len(argv) < 2 or argv[1] not in subs:
+            if len(argv) >= 2 and argv[1] not in ("-h", "--help"):
+                fail(f"unknown command 'jackgen {name} {argv[1]}': use one of {', '.join(subs)}")
+            print(f"usage: jackgen {name} {{{','.join(subs)}}} ...\n\n{GROUPS[name]}\n")
+            for s in subs:
+                print(f"  {s:10s} {VERBS[name + ' ' + s].help.splitlines()[0]}")
+            return 0
+        name, argv = f"{name} {argv[1]}", argv[1:]
+    v = VERBS[name]
+    try:
+        v.run(parser_for(v).parse_args(argv[1:]))
+    except CliExit as e:
+        return int(e.code)
+    return 0
+
+
+def _at(at: str) -> Any:
+    return int(at) if at.isdigit() else at
+
 
 def _same_file(a: Path, b: Path) -> bool:
     import hashlib
@@ -43,6 +99,8 @@ def local_file(config: Optional[str], name: Optional[str]) -> Optional[str]:
     """A file named on the command line, as the daemon should see it: a take id as it is, a file
     inside the daemon's folders by its absolute path, any other existing file imported into the
     session's media folder (once: the same file again is not copied twice)."""
+    from jackgen.common.takes import TAKE_RE
+
     if not name:
         return name
     p = Path(name).expanduser()
@@ -73,79 +131,72 @@ def local_file(config: Optional[str], name: Optional[str]) -> Optional[str]:
     return str(dest)
 
 
-def _at(at: str) -> Any:
-    return int(at) if at.isdigit() else at
+TRACK = arg("track", type=int, help="Track 1-16.")
+AT = arg("--at", default="now", help="now | beat | bar | an absolute JACK frame (default: now).")
+JSON = arg("--json", dest="as_json", action="store_true", help="Machine-readable output.")
 
 
 # ------------------------------------------------------------------ tracks
-@app.command("load")
-def load_(track: int, file: str, config: Optional[str] = ConfigOpt) -> None:
+@verb("load", TRACK, arg("file", help="Audio file (WAV/FLAC/OGG) or take id."))
+def load_(a: argparse.Namespace) -> None:
     """Arm a clip on TRACK; a trigger (MIDI/OSC) or `jackgen play TRACK` starts it."""
-    show(call(config, "load", track=track, file=local_file(config, file)))
+    show(call(a.config, "load", track=a.track, file=local_file(a.config, a.file)))
 
 
-@app.command()
-def play(
-    track: int,
-    file: Optional[str] = typer.Argument(None, help="Audio file (WAV/FLAC/OGG) or take id; default: the armed clip."),
-    at: str = typer.Option("now", "--at", help="now | beat | bar | an absolute JACK frame."),
-    config: Optional[str] = ConfigOpt,
-) -> None:
+@verb("play", TRACK, arg("file", nargs="?", help="Audio file (WAV/FLAC/OGG) or take id; default: the armed clip."), AT)
+def play(a: argparse.Namespace) -> None:
     """Stream an audio file (or the armed clip) into TRACK."""
-    show(call(config, "play", track=track, file=local_file(config, file), at=_at(at)))
+    show(call(a.config, "play", track=a.track, file=local_file(a.config, a.file), at=_at(a.at)))
 
 
-@app.command()
-def stop(track: int, at: str = typer.Option("now", "--at", help="now | beat | bar | a JACK frame."),
-         config: Optional[str] = ConfigOpt) -> None:
+@verb("stop", TRACK, AT)
+def stop(a: argparse.Namespace) -> None:
     """Fade out and stop TRACK."""
-    show(call(config, "stop", track=track, at=_at(at)))
+    show(call(a.config, "stop", track=a.track, at=_at(a.at)))
 
 
-@app.command(context_settings=NUMERIC_ARGS)
-def gain(track: int, db: float = typer.Argument(..., help="Gain in dB (-120 .. +24)."), config: Optional[str] = ConfigOpt) -> None:
+@verb("gain", TRACK, arg("db", type=float, help="Gain in dB (-120 .. +24)."))
+def gain(a: argparse.Namespace) -> None:
     """Set TRACK's fader in dB (smoothed)."""
-    show(call(config, "gain", track=track, db=db))
+    show(call(a.config, "gain", track=a.track, db=a.db))
 
 
-@app.command(context_settings=NUMERIC_ARGS)
-def pan(track: int, p: float = typer.Argument(..., metavar="P", help="-1 (left) .. 1 (right)."), config: Optional[str] = ConfigOpt) -> None:
+@verb("pan", TRACK, arg("p", metavar="P", type=float, help="-1 (left) .. 1 (right)."))
+def pan(a: argparse.Namespace) -> None:
     """Set TRACK's balance (-1 .. 1; centre is unity on both channels)."""
-    show(call(config, "pan", track=track, pan=p))
+    show(call(a.config, "pan", track=a.track, pan=a.p))
 
 
-@app.command()
-def mute(track: int, on: str = typer.Argument(..., help="on | off"), config: Optional[str] = ConfigOpt) -> None:
+@verb("mute", TRACK, arg("on", help="on | off"))
+def mute(a: argparse.Namespace) -> None:
     """Mute or unmute TRACK."""
-    show(call(config, "mute", track=track, on=on))
+    show(call(a.config, "mute", track=a.track, on=a.on))
 
 
-@app.command()
-def solo(track: int, on: str = typer.Argument(..., help="on | off"), config: Optional[str] = ConfigOpt) -> None:
+@verb("solo", TRACK, arg("on", help="on | off"))
+def solo(a: argparse.Namespace) -> None:
     """Solo or unsolo TRACK (solo-in-place)."""
-    show(call(config, "solo", track=track, on=on))
+    show(call(a.config, "solo", track=a.track, on=a.on))
 
 
-@app.command()
-def tempo(bpm: float = typer.Argument(..., help="Beats per minute (20 .. 400)."), config: Optional[str] = ConfigOpt) -> None:
+@verb("tempo", arg("bpm", type=float, help="Beats per minute (20 .. 400)."))
+def tempo(a: argparse.Namespace) -> None:
     """Set the tempo without moving the beat that is playing (beat/bar starts follow it)."""
-    show(call(config, "tempo", bpm=bpm))
+    show(call(a.config, "tempo", bpm=a.bpm))
 
 
-@app.command()
-def transport(action: str = typer.Argument(..., help="start | stop"), config: Optional[str] = ConfigOpt) -> None:
+@verb("transport", arg("action", choices=("start", "stop"), help="start | stop"))
+def transport(a: argparse.Namespace) -> None:
     """Start or stop the JACK transport (Ardour follows it)."""
-    if action not in ("start", "stop"):
-        fail(f"transport takes start or stop, got {action!r}")
-    show(call(config, "transport", action=action))
+    show(call(a.config, "transport", action=a.action))
 
 
 # ------------------------------------------------------------------ status
-@app.command()
-def status(config: Optional[str] = ConfigOpt, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+@verb("status", JSON)
+def status(a: argparse.Namespace) -> None:
     """Show xruns, underruns, DSP load, tracks and processes."""
-    st = call(config, "status")
-    if as_json:
+    st = call(a.config, "status")
+    if a.as_json:
         show(st)
         return
     from rich.console import Console
@@ -169,48 +220,41 @@ def status(config: Optional[str] = ConfigOpt, as_json: bool = typer.Option(False
                   + (f" -> track {j['track']}" if j["track"] else ""))
 
 
-@app.command()
-def health(config: Optional[str] = ConfigOpt, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+@verb("health", JSON)
+def health(a: argparse.Namespace) -> None:
     """Each part's health (JACK, workers, disk) as a table; exit 1 when jackgen is degraded."""
-    h = call(config, "health")
-    if as_json:
+    h = call(a.config, "health")
+    if a.as_json:
         show(h)
     else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table("part", "state")
         for k, v in h.items():
-            table.add_row(k, json.dumps(v) if isinstance(v, (dict, list)) else str(v))
-        Console().print(table)
+            print(f"{k:>14}  {json.dumps(v) if isinstance(v, (dict, list)) else v}")
     if h.get("status") != "ok":
-        raise typer.Exit(1)
+        raise CliExit(1)
 
 
 # ------------------------------------------------------------------ master and chains
-@app.command(context_settings=NUMERIC_ARGS)
-def master(
-    gain: Optional[float] = typer.Option(None, "--gain", help="Makeup gain into the limiter, dB."),
-    eq: Optional[list[str]] = typer.Option(None, "--eq", help="BAND:TYPE[:FREQ[:GAIN_DB[:Q]]], e.g. 1:lowshelf:100:2 or 3:off (repeatable; types: lowshelf peak highshelf highpass lowpass off)."),
-    config: Optional[str] = ConfigOpt,
-) -> None:
+@verb("master", arg("--gain", type=float, default=None, help="Makeup gain into the limiter, dB."),
+      arg("--eq", action="append", default=None, help="BAND:TYPE[:FREQ[:GAIN_DB[:Q]]], e.g. 1:lowshelf:100:2 or 3:off "
+          "(repeatable; types: lowshelf peak highshelf highpass lowpass off)."))
+def master(a: argparse.Namespace) -> None:
     """The master bus's mastering section: EQ (4 bands), makeup gain, true-peak limiter. No options: show it."""
-    if gain is None and not eq:
-        show(call(config, "master.show"))
+    if a.gain is None and not a.eq:
+        show(call(a.config, "master.show"))
         return
     bands = []
-    for spec in eq or []:
+    for spec in a.eq or []:
         parts = spec.split(":")
         if len(parts) < 2 or len(parts) > 5:
             fail(f"--eq takes BAND:TYPE[:FREQ[:GAIN_DB[:Q]]], got {spec!r}")
         try:
-            band = {"band": int(parts[0]), "type": parts[1]}
+            band: dict = {"band": int(parts[0]), "type": parts[1]}
             for key, v in zip(("freq", "gain_db", "q"), parts[2:]):
                 band[key] = float(v)
         except ValueError:
             fail(f"--eq {spec!r}: band is a number 1-4, and freq, gain and q are numbers")
         bands.append(band)
-    show(call(config, "master", gain_db=gain, eq=bands or None))
+    show(call(a.config, "master", gain_db=a.gain, eq=bands or None))
 
 
 def _num(v: str) -> Any:
@@ -220,28 +264,28 @@ def _num(v: str) -> Any:
         return v
 
 
-@app.command(context_settings=NUMERIC_ARGS)
-def chain(
-    track: str = typer.Argument(..., help="Track 1-16, or master."),
-    action: str = typer.Argument("list", help="add PLUGIN | list | remove I | bypass I on|off | set I NAME VALUE | move I TO"),
-    args: Optional[list[str]] = typer.Argument(None),
-    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="NAME=VALUE for add (repeatable)."),
-    config: Optional[str] = ConfigOpt,
-) -> None:
+CHAIN_USAGE = {"list": (0, ""), "add": (1, "add PLUGIN [--param NAME=VALUE …]"), "remove": (1, "remove INDEX"),
+               "bypass": (2, "bypass INDEX on|off"), "set": (3, "set INDEX NAME VALUE"), "move": (2, "move INDEX TO")}
+
+
+@verb("chain", arg("track", help="Track 1-16, or master."),
+      arg("action", nargs="?", default="list", help="add PLUGIN | list | remove I | bypass I on|off | set I NAME VALUE "
+          "| move I TO"),
+      arg("args", nargs="*", help="The action's arguments."),
+      arg("--param", "-p", action="append", default=None, help="NAME=VALUE for add (repeatable)."))
+def chain(a: argparse.Namespace) -> None:
     """A track's plugin chain: VST3 (name or path) and built-ins, changed live."""
-    args = list(args or [])
-    usage = {"list": (0, ""), "add": (1, "add PLUGIN [--param NAME=VALUE …]"), "remove": (1, "remove INDEX"),
-             "bypass": (2, "bypass INDEX on|off"), "set": (3, "set INDEX NAME VALUE"), "move": (2, "move INDEX TO")}
-    if action not in usage:
-        fail(f"unknown chain action {action!r}: add, list, remove, bypass, set, move")
-    n, text = usage[action]
+    args, track = list(a.args), a.track
+    if a.action not in CHAIN_USAGE:
+        fail(f"unknown chain action {a.action!r}: add, list, remove, bypass, set, move")
+    n, text = CHAIN_USAGE[a.action]
     if len(args) != n:
         fail(f"usage: jackgen chain {track} {text}")
-    if action == "list":
-        show(call(config, "chain.list", track=track))
-    elif action == "add":
+    if a.action == "list":
+        show(call(a.config, "chain.list", track=track))
+    elif a.action == "add":
         params = {}
-        for kv in param or []:
+        for kv in a.param or []:
             if "=" not in kv:
                 fail(f"--param takes NAME=VALUE, got {kv!r}")
             k, v = kv.split("=", 1)
@@ -249,47 +293,45 @@ def chain(
         plugin = args[0]
         if plugin.endswith(".vst3") and Path(plugin).exists():
             plugin = str(Path(plugin).resolve())  # a plugin is code: it must lie in the plugin folders
-        show(call(config, "chain.add", http_timeout=60, track=track, plugin=plugin, params=params))
-    elif action == "remove":
-        show(call(config, "chain.remove", track=track, index=_num(args[0])))
-    elif action == "bypass":
-        show(call(config, "chain.bypass", track=track, index=args[0], on=args[1]))
-    elif action == "set":
-        show(call(config, "chain.param", track=track, index=args[0], name=args[1], value=_num(args[2])))
+        show(call(a.config, "chain.add", http_timeout=60, track=track, plugin=plugin, params=params))
+    elif a.action == "remove":
+        show(call(a.config, "chain.remove", track=track, index=_num(args[0])))
+    elif a.action == "bypass":
+        show(call(a.config, "chain.bypass", track=track, index=args[0], on=args[1]))
+    elif a.action == "set":
+        show(call(a.config, "chain.param", track=track, index=args[0], name=args[1], value=_num(args[2])))
     else:
-        show(call(config, "chain.move", track=track, index=_num(args[0]), to=_num(args[1])))
+        show(call(a.config, "chain.move", track=track, index=_num(args[0]), to=_num(args[1])))
 
 
 # ------------------------------------------------------------------ generation
-@app.command()
-def generate(
-    prompt: str = typer.Argument(..., help="What to make, e.g. 'dusty lofi beat with rhodes'."),
-    duration: float = typer.Option(10.0, "--duration", "-d", help="Seconds of audio (0.5 .. generators.max_duration_s)."),
-    bpm: Optional[float] = typer.Option(None, help="Tempo; default: the style's."),
-    key: Optional[str] = typer.Option(None, help="Key, e.g. 'A minor', 'F#', 'Bb major'."),
-    style: Optional[str] = typer.Option(None, help="procedural style: lofi | house | ambient | rock (default: from the prompt)."),
-    backend: Optional[str] = typer.Option(None, help="procedural | fluidsynth | musicgen (default: generators.default_backend)."),
-    track: Optional[int] = typer.Option(None, help="Stream into this track (1-16) while generating."),
-    seed: Optional[int] = typer.Option(None, help="Seed (default: random, recorded in the take's JSON)."),
-    variations: int = typer.Option(1, help="Number of takes, seeds seed..seed+K-1."),
-    priority: str = typer.Option("normal", help="high | normal | low"),
-    midi: Optional[str] = typer.Option(None, help="fluidsynth backend: MIDI file to render."),
-    soundfont: Optional[str] = typer.Option(None, help="fluidsynth backend: SoundFont (.sf2)."),
-    output_format: str = typer.Option("wav", "--format", help="wav | flac"),
-    wait: bool = typer.Option(False, "--wait", help="Follow progress until the job ends; print the takes."),
-    config: Optional[str] = ConfigOpt,
-) -> None:
+@verb("generate", arg("prompt", help="What to make, e.g. 'dusty lofi beat with rhodes'."),
+      arg("--duration", "-d", type=float, default=10.0, help="Seconds of audio (0.5 .. generators.max_duration_s)."),
+      arg("--bpm", type=float, default=None, help="Tempo; default: the style's."),
+      arg("--key", default=None, help="Key, e.g. 'A minor', 'F#', 'Bb major'."),
+      arg("--style", default=None, help="procedural style: lofi | house | ambient | rock (default: from the prompt)."),
+      arg("--backend", default=None, help="procedural | fluidsynth | musicgen (default: generators.default_backend)."),
+      arg("--track", type=int, default=None, help="Stream into this track (1-16) while generating."),
+      arg("--seed", type=int, default=None, help="Seed (default: random, recorded in the take's JSON)."),
+      arg("--variations", type=int, default=1, help="Number of takes, seeds seed..seed+K-1."),
+      arg("--priority", default="normal", help="high | normal | low"),
+      arg("--midi", default=None, help="fluidsynth backend: MIDI file to render."),
+      arg("--soundfont", default=None, help="fluidsynth backend: SoundFont (.sf2)."),
+      arg("--format", dest="output_format", default="wav", help="wav | flac"),
+      arg("--wait", action="store_true", help="Follow progress until the job ends; print the takes."))
+def generate(a: argparse.Namespace) -> None:
     """Queue a generation job (streamed into --track as it is made) and print its id."""
-    r = call(config, "generate", prompt=prompt, duration=duration, variations=variations, priority=priority,
-             output_format=output_format, bpm=bpm, key=key, style=style, backend=backend, track=track, seed=seed,
-             soundfont=local_file(config, soundfont), midi=local_file(config, midi))
-    if not wait:
+    r = call(a.config, "generate", prompt=a.prompt, duration=a.duration, variations=a.variations,
+             priority=a.priority, output_format=a.output_format, bpm=a.bpm, key=a.key, style=a.style,
+             backend=a.backend, track=a.track, seed=a.seed, soundfont=local_file(a.config, a.soundfont),
+             midi=local_file(a.config, a.midi))
+    if not a.wait:
         show(r)
         return
-    job = _follow_job(config, r["job_id"])
+    job = _follow_job(a.config, r["job_id"])
     show(job)
     if job["status"] != "done":
-        raise typer.Exit(1)
+        raise CliExit(1)
 
 
 def _follow_job(config: Optional[str], job_id: str) -> dict:
@@ -300,6 +342,7 @@ def _follow_job(config: Optional[str], job_id: str) -> dict:
 
     from jackgen.daemon.frontends.commands import JOB_EVENTS
 
+    call(config, "jobs.show", job_id=job_id)  # a job that does not exist: control's own message
     url = control_url(config) + JOB_EVENTS.format(job_id=job_id)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), transient=True, console=None) as bar:
@@ -317,48 +360,43 @@ def _follow_job(config: Optional[str], job_id: str) -> dict:
                     if e["event"] in ("done", "failed", "cancelled"):
                         break
         except OSError as e:
-            call(config, "jobs.show", job_id=job_id)  # a job that does not exist: control's own message
             fail(f"lost the connection to jackgen control while following job {job_id}: {e}", code=1)
     return call(config, "jobs.show", job_id=job_id)
 
 
-@jobs_app.command("list")
-def jobs_list(config: Optional[str] = ConfigOpt) -> None:
+@verb("jobs list")
+def jobs_list(a: argparse.Namespace) -> None:
     """Jobs that are queued or running."""
-    show(call(config, "jobs.list"))
+    show(call(a.config, "jobs.list"))
 
 
-@jobs_app.command("show")
-def jobs_show(job_id: str, config: Optional[str] = ConfigOpt,
-              follow: bool = typer.Option(False, "--follow", "-f", help="Wait for the end, with progress.")) -> None:
+@verb("jobs show", arg("job_id"), arg("--follow", "-f", action="store_true", help="Wait for the end, with progress."))
+def jobs_show(a: argparse.Namespace) -> None:
     """A job's status, progress, timings and takes."""
-    show(_follow_job(config, job_id) if follow else call(config, "jobs.show", job_id=job_id))
+    show(_follow_job(a.config, a.job_id) if a.follow else call(a.config, "jobs.show", job_id=a.job_id))
 
 
-@jobs_app.command("cancel")
-def jobs_cancel(job_id: str, config: Optional[str] = ConfigOpt) -> None:
+@verb("jobs cancel", arg("job_id"))
+def jobs_cancel(a: argparse.Namespace) -> None:
     """Cancel a queued or running job (a running one stops within one chunk)."""
-    show(call(config, "jobs.cancel", job_id=job_id))
+    show(call(a.config, "jobs.cancel", job_id=a.job_id))
 
 
 # ------------------------------------------------------------------ MIDI
-@midi_app.command("learn")
-def midi_learn(
-    action: str = typer.Argument(..., help="trigger | gain | pan | mute | solo | play | stop | tempo | param | bypass"),
-    track: Optional[int] = typer.Argument(None, help="Track 1-16 (not for tempo)."),
-    gate: bool = typer.Option(False, help="For trigger: the note-off stops the clip."),
-    plugin: Optional[int] = typer.Option(None, help="For param/bypass: the plugin's position in the chain (from 0)."),
-    param: Optional[str] = typer.Option(None, help="For param: the parameter's name (see `jackgen chain TRACK list`)."),
-    timeout: float = typer.Option(30.0, help="Seconds to wait for a control to move."),
-    config: Optional[str] = ConfigOpt,
-) -> None:
+@verb("midi learn", arg("action", help="trigger | gain | pan | mute | solo | play | stop | tempo | param | bypass"),
+      arg("track", type=int, nargs="?", default=None, help="Track 1-16 (not for tempo)."),
+      arg("--gate", action="store_true", help="For trigger: the note-off stops the clip."),
+      arg("--plugin", type=int, default=None, help="For param/bypass: the plugin's position in the chain (from 0)."),
+      arg("--param", default=None, help="For param: the parameter's name (see `jackgen chain TRACK list`)."),
+      arg("--timeout", type=float, default=30.0, help="Seconds to wait for a control to move."))
+def midi_learn(a: argparse.Namespace) -> None:
     """Bind the next note/CC/program change that arrives to ACTION (on TRACK)."""
-    typer.secho(f"move a control on your MIDI device (waiting {timeout:.0f} s) …", err=True)
-    show(call(config, "midi.learn", http_timeout=timeout + 10, action=action, track=track, gate=gate,
-              timeout=timeout, plugin=plugin, param=param))
+    note(f"move a control on your MIDI device (waiting {a.timeout:.0f} s) …")
+    show(call(a.config, "midi.learn", http_timeout=a.timeout + 10, action=a.action, track=a.track, gate=a.gate,
+              timeout=a.timeout, plugin=a.plugin, param=a.param))
 
 
-@midi_app.command("map")
-def midi_map(config: Optional[str] = ConfigOpt) -> None:
+@verb("midi map")
+def midi_map(a: argparse.Namespace) -> None:
     """Show the MIDI mapping, open controllers and the last events seen."""
-    show(call(config, "midi.map"))
+    show(call(a.config, "midi.map"))

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from jackgen.common.errors import JackgenError
 
 
 # ------------------------------------------------------------------ the table
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     """What a front end hands a command besides its arguments."""
 
     at_frame: int | None = None  # an OSC bundle's future timetag as an engine frame
@@ -32,8 +30,7 @@ class Call:
     subscribe: Callable[[bool], None] | None = None  # (un)subscribes the OSC sender to notifications
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     name: str
     help: str
     args: str  # the name of its model in frontends.args (loaded when first checked: pydantic is slow to import)
@@ -47,7 +44,6 @@ class Command:
     http: tuple[str, str] | None = None  # (method, route); {field} parts come from the path
     http_status: int = 200
     cli: str | None = None  # the `jackgen` verb that calls it over HTTP
-    _osc_re: re.Pattern | None = field(default=None, compare=False, repr=False)
 
     def fields_in_path(self, route: str) -> list[str]:
         return re.findall(r"{(\w+)}", route)
@@ -320,13 +316,15 @@ def _osc_pattern(address: str) -> re.Pattern:
     return re.compile("^" + "".join(parts) + "$")
 
 
-OSC_TABLE: tuple[tuple[re.Pattern, Command], ...] = tuple((_osc_pattern(c.osc), c) for c in COMMANDS if c.osc)
+_OSC_TABLE: list[tuple[re.Pattern, Command]] = []  # compiled on first use: the CLI never needs it
 
 
 def match_osc(address: str) -> tuple[Command, dict] | None:
     """The command an OSC address names and the arguments its path carries (first match wins:
     ``chain/<i>/bypass`` comes before ``chain/<i>/<param>``)."""
-    for rx, cmd in OSC_TABLE:
+    if not _OSC_TABLE:
+        _OSC_TABLE.extend((_osc_pattern(c.osc), c) for c in COMMANDS if c.osc)
+    for rx, cmd in _OSC_TABLE:
         m = rx.match(address)
         if m:
             parts = m.groupdict()

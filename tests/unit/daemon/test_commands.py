@@ -45,21 +45,12 @@ def test_http_routes_come_from_the_table():
             assert c.http in have, c.name
 
 
-def _cli_verbs() -> set[str]:
-    from jackgen.daemon.cli.main import app
-
-    verbs = {c.name or c.callback.__name__ for c in app.registered_commands}
-    for g in app.registered_groups:
-        verbs |= {f"{g.name} {c.name or c.callback.__name__.split('_', 1)[1]}" for c in g.typer_instance.registered_commands}
-    return verbs
-
-
 def test_cli_verbs_exist_and_call_table_commands_only():
-    verbs = _cli_verbs()
+    from jackgen.daemon.cli.remote import VERBS
+
     for verb, cmds in cli_verbs().items():
-        head = verb.split()[0]
-        assert verb in verbs or head in verbs, f"the table names CLI verb {verb!r} ({cmds[0].name}); no such command"
-    # the remote commands reach control only through call(config, "<table command>")
+        assert verb in VERBS or verb.split()[0] in VERBS, f"the table names CLI verb {verb!r} ({cmds[0].name}); the CLI has no such verb"
+    # the remote verbs reach control only through call(config, "<table command>")
     tree = ast.parse((REPO / "daemon" / "cli" / "remote.py").read_text())
     called = [n.args[1].value for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "call"]
     assert called and all(name in BY_NAME for name in called), called
@@ -67,6 +58,31 @@ def test_cli_verbs_exist_and_call_table_commands_only():
                and "/api/" in n.value]
     assert not by_hand, f"routes written by hand in the CLI: {by_hand}"
     assert set(called) >= {c.name for c in COMMANDS if c.cli}, "a table command with a CLI verb the CLI never calls"
+
+
+def test_the_top_level_help_lists_every_verb_with_its_own_words():
+    from jackgen.daemon.cli.main import HIDDEN_VERBS, LOCAL_VERBS, top_help, typer_app
+
+    app = typer_app()
+    local = {(c.name or c.callback.__name__.replace("_", "-")): (c.callback.__doc__ or "").strip().splitlines()[0]
+             for c in app.registered_commands if not c.hidden}
+    assert local == LOCAL_VERBS
+    assert {c.name or c.callback.__name__ for c in app.registered_commands if c.hidden} == set(HIDDEN_VERBS)
+    text = top_help()
+    assert all(f"  {v} " in text for v in [*LOCAL_VERBS, "gain", "jobs", "midi", "status"])
+
+
+def test_remote_verbs_start_without_typer_pydantic_or_control():
+    import subprocess
+    import sys
+
+    code = ("import sys; from jackgen.daemon.cli.main import top_help; top_help(); "
+            "from jackgen.daemon.cli import remote; from jackgen.daemon.frontends.commands import http_request; "
+            "http_request('gain', track=1, db=0.0); "
+            "print(sorted(m for m in ('typer', 'pydantic', 'httpx', 'urllib.request', 'http.client', 'numpy', "
+            "'jackgen.daemon.control', 'jackgen.daemon.config') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_osc_addresses_resolve_to_commands_with_their_path_parts():
