@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+__all__ = ["ArgError", "Args", "ValidationError"]  # and one model per command
 
 
 class ArgError(ValueError):

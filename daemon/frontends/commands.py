@@ -276,15 +276,19 @@ async def _cancelled(c: Any, a: Any) -> dict:
 
 
 # ------------------------------------------------------------------ checking arguments
+_MODELS: list = []  # frontends.args, once loaded (pydantic: only the daemon ever checks here, not the CLI)
+
+
 def check_args(cmd: Command, data: dict, surface: str, where: str) -> Any:
     """``data`` as ``cmd``'s arguments, or a JackgenError phrased for the surface (OSC or HTTP)."""
-    from pydantic import ValidationError
+    if not _MODELS:
+        from jackgen.daemon.frontends import args
 
-    from jackgen.daemon.frontends import args as models  # only in the daemon: the CLI never checks here
-
+        _MODELS.append(args)
+    models = _MODELS[0]
     try:
         return getattr(models, cmd.args).model_validate(data)
-    except ValidationError as e:
+    except models.ValidationError as e:
         errors = e.errors()
         typed = [x for x in errors if isinstance((x.get("ctx") or {}).get("error"), models.ArgError)]
         err = (typed or errors)[0]  # an argument type's own words first (a union adds pydantic's)
