@@ -69,10 +69,6 @@ class MediaPolicy:
     def allowed_roots(self, kind: str = "audio") -> tuple[Path, ...]:
         return self.roots + self.extra_roots.get(kind, ())
 
-    def is_allowed(self, path: Path, kind: str = "audio") -> bool:
-        p = path.resolve()
-        return any(p.is_relative_to(r) for r in self.allowed_roots(kind))
-
     def resolve(self, name: object, what: str = "audio file", kind: str = "audio", field_name: str = "file") -> Path:
         """The file ``name`` refers to, resolved, after every check; or a MediaError that says why
         and what to do."""

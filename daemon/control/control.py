@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import soundfile as sf
@@ -241,13 +240,6 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         """Which files requests may name (the session folder, the sessions folder, control.media_dirs)."""
         c = self.cfg.control
         return MediaPolicy.for_session(self.session_dir, c.sessions_dir, c.media_dirs)
-
-    def allowed_roots(self) -> list[Path]:
-        return list(self.media.roots)
-
-    def session_path(self, path: str) -> str:
-        """A relative path from a remote client means: inside the session folder."""
-        return self.media.in_session(path)
 
     def check_audio_file(self, path: object) -> str:
         """An audio file a request names, after the media policy, that libsndfile can read."""
