@@ -321,11 +321,24 @@ def _osc_pattern(address: str) -> re.Pattern:
 
 
 _OSC_TABLE: list[tuple[re.Pattern, Command]] = []  # compiled on first use: the CLI never needs it
+_ROUTES: dict[str, tuple[Command, dict] | None] = {}  # address -> match: a fader flood repeats a few addresses
+ROUTE_CACHE_SIZE = 4096
 
 
 def match_osc(address: str) -> tuple[Command, dict] | None:
     """The command an OSC address names and the arguments its path carries (first match wins:
-    ``chain/<i>/bypass`` comes before ``chain/<i>/<param>``)."""
+    ``chain/<i>/bypass`` comes before ``chain/<i>/<param>``). The result is shared: do not change it."""
+    try:
+        return _ROUTES[address]
+    except KeyError:
+        pass
+    if len(_ROUTES) >= ROUTE_CACHE_SIZE:
+        _ROUTES.clear()  # bounded: a client inventing addresses cannot grow it
+    found = _ROUTES[address] = _match_osc(address)
+    return found
+
+
+def _match_osc(address: str) -> tuple[Command, dict] | None:
     if not _OSC_TABLE:
         _OSC_TABLE.extend((_osc_pattern(c.osc), c) for c in COMMANDS if c.osc)
     for rx, cmd in _OSC_TABLE:
