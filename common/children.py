@@ -20,6 +20,9 @@ from jackgen.common.errors import Unavailable
 
 log = logging.getLogger("jackgen.supervisor")
 
+FAILING_S = 30.0  # a child that dies this soon after its start is failing (back off), not crashing once
+LOUD_REPEATS = (1, 2, 5, 10)  # a run of identical exits is logged at these counts, then every 100th
+
 
 class ChildProcess:
     """A supervised child (engine or feeder): restarted with backoff when it dies."""
@@ -52,6 +55,7 @@ class ChildProcess:
 
     async def _loop(self) -> None:
         delay = self.restart_delay_s
+        same, last_code = 0, None  # how many times in a row it exited with last_code
         while not self._stopping:
             started = time.monotonic()
             self.proc = await asyncio.create_subprocess_exec(
@@ -79,15 +83,23 @@ class ChildProcess:
                     await self.on_exit(self, code)
                 break
             self.restarts += 1
-            log.error("%s exited with code %s; restarting in %.1f s", self.role, code, delay)
+            same = same + 1 if code == last_code else 1
+            last_code = code
+            if same in LOUD_REPEATS or same % 100 == 0:  # a night without JACK is not 10 000 log lines
+                log.error("%s exited with code %s%s; restarting in %.1f s", self.role, code,
+                          f" ({same} times in a row)" if same > 1 else "", delay)
+            else:
+                log.debug("%s exited with code %s again (%d times); restarting in %.1f s", self.role, code, same, delay)
             if self.on_exit:
                 await self.on_exit(self, code)
             await asyncio.sleep(delay)
-            # back off only while it keeps dying quickly
-            if time.monotonic() - started < 5.0:
+            # back off while it keeps failing soon after its start (the engine takes 5 s to give up
+            # on a missing JACK server); one that ran a while and crashed comes back at once
+            if time.monotonic() - started < FAILING_S:
                 delay = min(max(delay * 2, 0.1), self.max_restart_delay_s)
             else:
                 delay = self.restart_delay_s
+                same = 0
 
     async def send(self, msg: dict) -> None:
         if not self.proc or self.proc.returncode is not None or self.proc.stdin is None:
