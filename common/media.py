@@ -77,12 +77,12 @@ class MediaPolicy:
         if "\0" in name or len(name) > MAX_PATH_CHARS:
             raise MediaError(f"{field_name} is not a valid path")
         take = self.take_path(name) if kind == "audio" else None
-        p = take if take is not None else Path(self.in_session(name)).resolve()  # '..' and symlinks first
+        p = (take if take is not None else Path(self.in_session(name))).resolve()  # '..' and symlinks first
         roots = self.allowed_roots(kind)
-        if not any(p.resolve().is_relative_to(r) for r in roots):
+        if not any(p.is_relative_to(r) for r in roots):
             raise MediaError(
                 f"{what} {name} is outside the folders jackgen reads from ({', '.join(map(str, roots))}): "
                 f"copy it into {self.session_dir} or add its folder to control.media_dirs", status=403)
         if not p.is_file():
             raise MediaError(f"{what} {name} does not exist")
-        return p.resolve()
+        return p

@@ -113,12 +113,11 @@ def bounce(cfg: Config, session: str, out: str | None = None, fmt: str = "24", s
     return info
 
 
-def _render(cfg: Config, tracks: list[TrackSettings], armed: dict[int, TrackSettings], master_settings: dict,
-            out_path: Path,
-            fmt: str, stems: bool, rate: int, block: int, tail_s: float,
+def _render(cfg: Config, tracks: list[TrackSettings], clips: dict[int, TrackSettings], master_settings: dict,
+            out_path: Path, fmt: str, stems: bool, rate: int, block: int, tail_s: float,
             progress: Callable[[float], None]) -> dict:
     # each chain as its live host runs it: without the plugins marked failed (they crashed a host)
-    sources = {t: _Source(tr.bounce_clip, rate, live_chain(tr.chain), cfg.plugins.vst3_dirs) for t, tr in armed.items()}
+    sources = {t: _Source(tr.bounce_clip, rate, live_chain(tr.chain), cfg.plugins.vst3_dirs) for t, tr in clips.items()}
     length = max(s.frames + (s.stage.latency if s.stage else 0) for s in sources.values()) + int(tail_s * rate)
     t0 = time.perf_counter()
     inst = f"bounce-{os.getpid()}"

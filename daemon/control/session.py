@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jackgen.bridge.instance import N_TRACKS
 from jackgen.common.errors import JackgenError
 from jackgen.common.files import atomic_write_json
 from jackgen.dsp.master import EQ_BANDS, BandError, check_band
@@ -27,7 +28,6 @@ from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB
 log = logging.getLogger("jackgen.session")
 
 SESSION_VERSION = 2
-N_TRACKS = 16
 SESSION_FILE = "session.json"
 
 
