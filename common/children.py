@@ -29,7 +29,8 @@ class ChildProcess:
 
     def __init__(self, role: str, argv: list[str], restart_delay_s: float = 0.5,
                  max_restart_delay_s: float = 10.0, on_start=None, on_exit=None,
-                 stdin: bool = False, on_line=None, no_restart_codes: tuple[int, ...] = ()) -> None:
+                 stdin: bool = False, on_line=None, no_restart_codes: tuple[int, ...] = (),
+                 die_with_parent: bool = False, new_session: bool = False, env: dict | None = None) -> None:
         self.role = role
         self.argv = argv
         self.restart_delay_s = restart_delay_s
@@ -45,6 +46,9 @@ class ChildProcess:
         self.last_exit: int | None = None
         self.no_restart_codes = no_restart_codes
         self.disabled = False  # exited with a code that says restarting cannot help
+        self.die_with_parent = die_with_parent  # SIGTERM when this process dies, however it dies (no orphans)
+        self.new_session = new_session  # its own session: a Ctrl-C in the terminal reaches the parent only
+        self.env = env
 
     @property
     def pid(self) -> int | None:
@@ -62,7 +66,9 @@ class ChildProcess:
                 *self.argv,
                 stdin=asyncio.subprocess.PIPE if self.want_stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE if self.on_line else None,
-                start_new_session=False,
+                start_new_session=self.new_session,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
+                env=self.env,
             )
             log.info("%s started (pid %d)", self.role, self.proc.pid)
             if self.on_start:
@@ -124,6 +130,14 @@ class ChildProcess:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
 
 
 def self_argv(*args: str) -> list[str]:

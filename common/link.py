@@ -1,8 +1,8 @@
-"""How worker processes talk to control: JSON lines on stdin/stdout.
+"""How the feeder talks to control: JSON lines on stdin/stdout.
 
-Shared by the feeder and the generator workers, so
-every child speaks the same framing: one JSON object per line, requests in,
-events out; a bad line gets an ``error`` event, never a crash.
+One JSON object per line, requests in, events out; a bad line gets an ``error`` event, never a
+crash. (Generator workers take their jobs from the Redis queue instead; ``EXIT_UNAVAILABLE`` is
+their exit code too.)
 """
 
 from __future__ import annotations

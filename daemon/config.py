@@ -7,6 +7,8 @@ allowed, e.g. ``engine.fade_ms = -1: must be >= 0.5``.
 Example (every key shown with its default)::
 
     instance = "default"            # names the shared-memory rings; one running jackgen per name
+    data_dir = ""                   # jackgen's own data (the embedded Redis); "": $XDG_DATA_HOME/jackgen
+                                    # or ~/.local/share/jackgen
 
     [jack]
     client_name = "jackgen"
@@ -43,6 +45,24 @@ Example (every key shown with its default)::
     [supervisor]
     restart_delay_s = 0.5
     max_restart_delay_s = 10.0
+
+    [redis]
+    url = ""                        # "": jackgen runs its own redis-server on a unix socket in the
+                                    # runtime folder; else redis://[user:password@]host:port/db,
+                                    # rediss://… (TLS) or unix:///path/to/redis.sock
+    dir = ""                        # the embedded server's data (AOF); "": <data_dir>/redis/<instance>
+    appendfsync = "everysec"        # embedded: a killed redis-server loses nothing, a power cut at most
+                                    # the last second; "always" loses nothing either way (slower)
+
+    [jobs]
+    max_attempts = 3                # a job whose worker died (or that raised) this many times goes to
+                                    # the dead letters (`jackgen jobs list --dead`, `jackgen jobs retry ID`)
+    retry_backoff_s = 2.0           # the wait before attempt 2; doubles with each attempt (at most 60 s)
+    heartbeat_s = 1.0               # how often a worker says it is alive and renews its running job's claim
+    worker_ttl_s = 5.0              # a worker silent this long is dead: its job is taken over
+    claim_idle_s = 60.0             # a claim not renewed this long is taken over (a hung worker)
+    starve_s = 60.0                 # a job waiting this long goes first, whatever its priority
+    max_queued = 10000              # more waiting jobs than this: submissions get 503
 """
 
 from __future__ import annotations
@@ -114,12 +134,13 @@ class FeederConfig(_Section):
 
 
 class GeneratorsConfig(_Section):
-    workers: tuple[str, ...] = ("procedural", "fluidsynth")  # started with control; musicgen on its first job
+    workers: tuple[str, ...] = ("procedural", "fluidsynth")  # local workers `jackgen run` starts; () for none
+    start_on_demand: tuple[str, ...] = ("musicgen",)  # local workers started when their backend's first job waits
     default_backend: str = "procedural"
     musicgen_enabled: bool = True  # False: musicgen jobs are refused (no torch on this box)
     max_duration_s: float = Field(600.0, ge=1.0, le=3600.0)
     prefill_ms: float = Field(100.0, ge=0.0, le=10000.0)  # audio in the ring before a generated track starts
-    worker_start_timeout_s: float = Field(300.0, ge=1.0, le=3600.0)  # includes loading model weights
+    worker_start_timeout_s: float = Field(300.0, ge=1.0, le=3600.0)  # unused since jobs went to Redis; old configs load
     max_jobs_kept: int = Field(1000, ge=10, le=1_000_000)
     soundfont: str = ""  # General MIDI SoundFont; empty: Debian's FluidR3_GM
     musicgen_model: str = "small"  # small | medium | large | melody | facebook/musicgen-… | a checkpoint folder
@@ -128,8 +149,9 @@ class GeneratorsConfig(_Section):
     musicgen_chunk_s: float = Field(0.5, ge=0.1, le=5.0)  # audio per streamed chunk
     musicgen_first_chunk_s: float = Field(0.25, ge=0.04, le=5.0)
     musicgen_cache_dir: str = ""  # Hugging Face cache; empty: HF's default (~/.cache/huggingface)
+    max_speed: float = Field(0.0, ge=0.0, le=1000.0)  # > 0: a worker renders at most this many times real time
 
-    @field_validator("workers")
+    @field_validator("workers", "start_on_demand")
     @classmethod
     def _known_workers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         bad = [b for b in v if b not in ("procedural", "fluidsynth", "musicgen")]
@@ -155,6 +177,36 @@ class PluginsConfig(_Section):
     max_per_chain: int = Field(16, ge=1, le=64)
 
 
+class RedisConfig(_Section):
+    url: str = ""
+    dir: str = ""
+    appendfsync: str = "everysec"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not re.match(r"^(redis|rediss|unix)://", v):
+            raise ValueError("must start with redis://, rediss:// or unix:// (or be empty for the embedded server)")
+        return v
+
+    @field_validator("appendfsync")
+    @classmethod
+    def _fsync(cls, v: str) -> str:
+        if v not in ("everysec", "always"):
+            raise ValueError("must be everysec or always")
+        return v
+
+
+class JobsConfig(_Section):
+    max_attempts: int = Field(3, ge=1, le=100)
+    retry_backoff_s: float = Field(2.0, ge=0.0, le=3600.0)
+    heartbeat_s: float = Field(1.0, ge=0.05, le=60.0)
+    worker_ttl_s: float = Field(5.0, ge=0.2, le=600.0)
+    claim_idle_s: float = Field(60.0, ge=1.0, le=86400.0)
+    starve_s: float = Field(60.0, ge=0.0, le=86400.0)
+    max_queued: int = Field(10000, ge=1, le=1_000_000)
+
+
 class SupervisorConfig(_Section):
     restart_delay_s: float = Field(0.5, ge=0.0, le=60.0)
     max_restart_delay_s: float = Field(10.0, ge=0.0, le=600.0)
@@ -169,6 +221,9 @@ class Config(_Section):
     generators: GeneratorsConfig = GeneratorsConfig()
     plugins: PluginsConfig = PluginsConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    redis: RedisConfig = RedisConfig()
+    jobs: JobsConfig = JobsConfig()
+    data_dir: str = ""
 
     @field_validator("instance")
     @classmethod
@@ -188,6 +243,39 @@ class Config(_Section):
             host = "127.0.0.1"
         return f"http://{host}:{self.control.http_port}"
 
+    @property
+    def data_path(self) -> Path:
+        if self.data_dir:
+            return Path(self.data_dir).expanduser().resolve()
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "jackgen"
+
+    @property
+    def runtime_path(self) -> Path:
+        """Sockets and other things that live as long as this instance runs."""
+        base = os.environ.get("JACKGEN_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR")
+        if base:
+            return Path(base) / "jackgen" / self.instance
+        if os.geteuid() == 0:
+            return Path("/run/jackgen") / self.instance
+        return Path(f"/tmp/jackgen-{os.getuid()}") / self.instance
+
+    @property
+    def redis_embedded(self) -> bool:
+        return not self.redis.url
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.runtime_path / "redis.sock"
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis.url or f"unix://{self.redis_socket}"
+
+    @property
+    def redis_dir(self) -> Path:
+        return Path(self.redis.dir).expanduser().resolve() if self.redis.dir else self.data_path / "redis" / self.instance
+
     def session_dir(self, name: str | None = None) -> Path:
         return Path(self.control.sessions_dir).resolve() / (name or self.control.session)
 
@@ -203,6 +291,8 @@ class Config(_Section):
         d["control"]["media_dirs"] = [absolute(p) for p in d["control"]["media_dirs"]]
         d["plugins"]["vst3_dirs"] = [absolute(p) for p in d["plugins"]["vst3_dirs"]]
         d["generators"]["soundfont"] = absolute(d["generators"]["soundfont"])
+        d["data_dir"] = str(self.data_path)
+        d["redis"]["dir"] = str(self.redis_dir)
         return d
 
 

@@ -4,11 +4,14 @@ Control starts one (``jackgen feeder``) and talks to it in JSON lines:
 
     stdin   {"op": "stream", "id", "track" (0-based), "epoch", "path", "rate",
              "prefill_frames", "resume_from" (frames already delivered, or null), chain…}
+            {"op": "relay", "id", "track", "epoch", "rate", "prefill_frames", "key", chain…}: a remote
+            worker's stream, read from the Redis key (``jackgen.generators.relay``)
             {"op": "chain", "track", "change"}   {"op": "cancel", "track"}   {"op": "quit"}
     stdout  the producer events (``jackgen.generators.producer``): {"event": "primed", "id",
             "track", "epoch", "frames"}, then {"event": "stream_end", "state": "eos" |
             "cancelled" | "error", "frames", "message"?}; {"event": "error", "message"} for a
-            request it cannot read.
+            request it cannot read; {"event": "relay_counters", "gaps", "gap_frames", "bad"} after a
+            relayed stream. With a Redis URL it also lands remote workers' takes (``Lander``).
 
 "primed" is sent once ``prefill_frames`` are in the ring (or the whole file is),
 so control can tell the engine to start with audio already waiting. Each stream
@@ -32,8 +35,10 @@ log = logging.getLogger("jackgen.feeder")
 
 
 class Feeder:
-    def __init__(self, rings: InstanceRings, emit, crumb: np.ndarray | None = None) -> None:
+    def __init__(self, rings: InstanceRings, emit, crumb: np.ndarray | None = None, redis_client=None) -> None:
         self.rings = rings
+        self.redis = redis_client  # binary-safe: the relay reads remote workers' audio with it
+        self.relay_counters: dict = {}
         self.emit = emit
         self.crumb = crumb if crumb is not None else np.zeros(len(rings.tracks), dtype=np.int64)  # one word a track
         self._cancel: dict[int, threading.Event] = {}
@@ -43,7 +48,7 @@ class Feeder:
 
     def handle(self, req: dict) -> bool:
         op = req.get("op")
-        if op == "stream":
+        if op in ("stream", "relay"):
             self.start(req)
         elif op == "chain":  # a change to the plugin chain of a track being fed
             with self._lock:
@@ -86,22 +91,45 @@ class Feeder:
         with self._lock:
             self._feeds[track] = feed
         try:
-            feed.run(file_chunks(req["path"], feed.rate, feed.resume_from), cancel.is_set)
+            if req.get("op") == "relay":
+                from jackgen.generators.relay import relay_chunks
+
+                chunks = relay_chunks(self.redis, str(req["key"]), feed.rate, self.relay_counters, cancel.is_set)
+            else:
+                chunks = file_chunks(req["path"], feed.rate, feed.resume_from)
+            state = feed.run(chunks, cancel.is_set)
+            if req.get("op") == "relay":
+                self.emit({"event": "relay_counters", **self.relay_counters, "state": state})
         finally:
             with self._lock:
                 if self._feeds.get(track) is feed:
                     del self._feeds[track]
 
 
-def run_feeder(instance: str) -> int:
+def run_feeder(instance: str, redis_url: str | None = None, sessions_dir: str | None = None) -> int:
+    """Stream files into track rings; with ``redis_url``, also be the relay: remote workers' audio
+    into the rings, and their uploaded takes into ``sessions_dir``."""
     from jackgen.common.proctitle import set_title
 
     set_title("jackgen: feeder")
     rings = InstanceRings.attach(instance, timeout_s=10.0)
     emit = stdout_emitter()
-    feeder = Feeder(rings, emit, open_crumb(instance, "feeder", len(rings.tracks), create=False))
+    r = lander = None
+    if redis_url:
+        import redis
+
+        from jackgen.bridge.jobqueue import Keys
+        from jackgen.generators.relay import Lander
+
+        r = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=3)
+        if sessions_dir:
+            lander = Lander(r, Keys(instance), sessions_dir)
+            threading.Thread(target=lander.run, name="lander", daemon=True).start()
+    feeder = Feeder(rings, emit, open_crumb(instance, "feeder", len(rings.tracks), create=False), r)
     emit({"event": "ready"})
     serve_stdin(feeder.handle, emit)
+    if lander is not None:
+        lander.stop.set()
     for t in range(len(rings.tracks)):
         feeder.cancel(t)
     return 0

@@ -1,27 +1,19 @@
-"""The generator worker: one process per backend (``jackgen worker procedural``, …).
+"""Running generation jobs: a backend's chunks into take files and, live, into a track's ring.
 
-It loads its backend once and keeps it warm, then runs jobs one at a time. Each
-chunk a backend yields goes two ways at once:
+One ``JobRunner`` per worker process keeps its backends warm and runs one job at a time
+(``jackgen.generators.queueworker`` takes the jobs from the Redis queue). Each chunk a backend
+yields goes two ways at once:
 
-- into the target track's shared-memory ring (a pump thread per stream, so a
-  take renders at full speed while the ring is fed at the engine's pace), and
-- into the take file ``sessions/<name>/audio_gen/<take>.wav`` (written as
-  ``.<take>.wav.part`` and renamed when complete, with ``<take>.json`` beside it:
-  every parameter, the seed, model, device and timings).
+- into the target track's shared-memory ring (a pump thread per stream, so a take renders at full
+  speed while the ring is fed at the engine's pace; the pump outlives the job while the take plays), and
+- into the take file ``sessions/<name>/audio_gen/<take>.wav``, written as ``.<take>.<fence>.wav.part``,
+  fsynced, and renamed when complete (the fence in the name: a worker that lost its claim never
+  writes over another's part file), with ``<take>.json`` beside it: every parameter, the seed,
+  model, device and timings.
 
-Control talks to it in JSON lines (the interface the Redis queue takes over):
-
-    stdin   {"op": "job", "id", "spec": {JobSpec}, "takes": [ids], "session_dir", "rate",
-             "stream": {"track" (0-based), "epoch", "prefill_frames"} | null, "queued_at": unix s}
-            {"op": "cancel", "id"}   {"op": "stop_stream", "track"}   {"op": "quit"}
-    stdout  {"event": "ready", "backend", "info"}   {"event": "fatal", "message"}
-            {"event": "started" | "cancelled", "id"}
-            {"event": "progress", "id", "fraction", "audio_s"}
-            {"event": "done", "id", "takes": [{"take", "path", "json"}], "timings", "info"}
-            {"event": "failed", "id", "message"}
-            and, for the stream into a track, the producer events (``generators.producer``):
-            {"event": "primed", "id", "track", "epoch", "frames"}
-            {"event": "stream_end", "id", "track", "epoch", "frames", "state": "eos"|"cancelled"|"error"}
+Events go out through ``publish(event, fields)``: "started" is the queue's, then "first-audio",
+"progress" (at most every 0.1 s) and the result the caller publishes with its ack. The pumps speak
+the producer vocabulary (``generators.producer``): "primed", "stream_end".
 """
 
 from __future__ import annotations
@@ -29,27 +21,29 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import queue
 import socket
 import threading
 import time
-import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from jackgen.bridge.crumb import open_crumb
-from jackgen.common.media import MediaPolicy
-from jackgen.generators.backends import Backend, TakeContext, make_backend
-from jackgen.generators.job import JobError, JobSpec
 from jackgen.common.files import atomic_write_json
-from jackgen.common.link import EXIT_UNAVAILABLE, serve_stdin, stdout_emitter
+from jackgen.common.media import MediaPolicy
+from jackgen.generators.backends import Backend, TakeContext
+from jackgen.generators.job import JobError, JobSpec
 from jackgen.generators.producer import EMPTY, RingFeed
 
 log = logging.getLogger("jackgen.worker")
 
 PROGRESS_EVERY_S = 0.1
+
+
+class LostClaim(Exception):
+    """Another worker holds this job now: stop, publish nothing, keep no file."""
 
 
 class StreamPump:
@@ -122,13 +116,25 @@ class StreamPump:
 _FAILED = np.zeros((0, 2), dtype=np.float32)  # queued by the job thread: the take failed (compared by identity)
 
 
-class TakeWriter:
-    """Writes one variation's audio as it arrives; complete files appear only when done."""
+_FAILED = np.zeros((0, 2), dtype=np.float32)  # queued by the job thread: the take failed (compared by identity)
 
-    def __init__(self, folder: Path, take: str, rate: int, fmt: str) -> None:
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class TakeWriter:
+    """Writes one variation's audio as it arrives; the complete file appears only when done."""
+
+    def __init__(self, folder: Path, take: str, rate: int, fmt: str, fence: int = 0) -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
         self.path = folder / f"{take}.{fmt}"
-        self.part = folder / f".{take}.{fmt}.part"
+        self.part = folder / f".{take}.{fence}.{fmt}.part"
         subtype = "FLOAT" if fmt == "wav" else "PCM_24"
         self.f = sf.SoundFile(str(self.part), "w", samplerate=rate, channels=2, subtype=subtype,
                               format=fmt.upper())
@@ -141,115 +147,113 @@ class TakeWriter:
         if chunk.size:
             self.peak = max(self.peak, float(np.abs(chunk).max()))
 
-    def finish(self) -> None:
+    def close(self) -> None:
+        """Complete the file and put it on disk (fsync) under its part name."""
         self.f.close()
+        fd = os.open(self.part, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def commit(self) -> None:
         os.replace(self.part, self.path)
+        fsync_dir(self.folder)
 
     def discard(self) -> None:
-        self.f.close()
+        if not self.f.closed:
+            self.f.close()
         self.part.unlink(missing_ok=True)
 
 
-class Worker:
-    def __init__(self, backend: Backend, rings, emit, crumb: np.ndarray | None = None) -> None:
-        self.backend = backend
-        self.rings = rings
-        self.emit = emit
+@dataclass
+class JobOrder:
+    """One attempt at one job, as the runner needs it (parsed and checked by the caller)."""
+
+    id: str
+    spec: JobSpec
+    takes: list[str]
+    session_dir: Path
+    rate: int
+    media: MediaPolicy | None = None
+    fence: int = 0
+    queued_at: float = 0.0
+    track: int | None = None  # 0-based
+    grant: Callable[[], dict | None] = lambda: None  # waits for control's stream grant (or None: no stream)
+    check: Callable[[], None] = lambda: None  # raises LostClaim when the claim is gone
+    extra: dict = field(default_factory=dict)
+
+
+class JobRunner:
+    def __init__(self, backends: dict[str, Backend], emit: Callable[[dict], None], rings_for=None,
+                 crumb: np.ndarray | None = None, max_speed: float = 0.0, relay_for=None) -> None:
+        self.backends = backends
+        self.relay_for = relay_for  # (order, grant) -> a sender with the pump's put/fail/cancel
+        self.emit = emit  # stream events (the pumps')
+        self.rings_for = rings_for  # grant -> the instance's rings (attached), or None
         self.crumb = crumb if crumb is not None else np.zeros(16, dtype=np.int64)  # a word per track
-        self.jobs: queue.Queue = queue.Queue()
-        self.cancelled: set[str] = set()
-        self.current: str | None = None
+        self.max_speed = max_speed  # > 0: render at most this many times real time (CPU left for the engine)
         self.pumps: dict[int, StreamPump] = {}
         self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
-        self.thread.start()
 
-    # -------------------------------------------------------------- control side (stdin thread)
-    def handle(self, req: dict) -> bool:
-        op = req.get("op")
-        if op == "job":
-            self.jobs.put(req)
-        elif op == "cancel":
-            jid = str(req.get("id"))
-            with self.lock:
-                self.cancelled.add(jid)
-                pumps = [p for p in self.pumps.values() if p.job_id == jid]
-            for p in pumps:
-                p.cancel(wait=False)
-        elif op == "stop_stream":
-            self.stop_stream(int(req["track"]))
-        elif op == "chain":  # a change to the plugin chain of a track this worker feeds
-            with self.lock:
-                p = self.pumps.get(int(req["track"]))
-            if p is not None:
-                p.submit_change(req["change"])
-        elif op == "quit":
-            return False
-        else:
-            self.emit({"event": "error", "message": f"unknown op {op!r}"})
-        return True
-
+    # ------------------------------------------------------------ streams (any thread)
     def stop_stream(self, track: int) -> None:
         with self.lock:
             p = self.pumps.pop(track, None)
         if p is not None:
             p.cancel(wait=True)
 
-    def shutdown(self) -> None:
-        self.jobs.put(None)
+    def chain_change(self, track: int, change: dict) -> None:
         with self.lock:
-            self.cancelled.add(self.current or "")
+            p = self.pumps.get(track)
+        if p is not None:
+            p.submit_change(change)
+
+    def cancel_streams_of(self, jid: str) -> None:
+        with self.lock:
+            pumps = [p for p in self.pumps.values() if p.job_id == jid]
+        for p in pumps:
+            p.cancel(wait=False)
+
+    def shutdown(self) -> None:
+        with self.lock:
             pumps = list(self.pumps.values())
+            self.pumps.clear()
         for p in pumps:
             p.cancel(wait=True)
-        self.thread.join(timeout=10.0)
 
-    # -------------------------------------------------------------- job thread
-    def _loop(self) -> None:
-        while True:
-            req = self.jobs.get()
-            if req is None:
-                return
-            jid = str(req.get("id"))
-            with self.lock:
-                if jid in self.cancelled:
-                    self.cancelled.discard(jid)
-                    self.emit({"event": "cancelled", "id": jid})
-                    continue
-                self.current = jid
-            try:
-                self.run_job(req)
-            except Exception as e:  # a bad job never takes the worker down
-                log.error("job %s failed: %s\n%s", jid, e, traceback.format_exc())
-                self.emit({"event": "failed", "id": jid, "message": str(e) or type(e).__name__})
-            finally:
-                with self.lock:
-                    self.current = None
-                    self.cancelled.discard(jid)
+    def _pump_for(self, order: JobOrder, grant: dict) -> StreamPump | None:
+        if grant.get("relay_key") and self.relay_for is not None:  # through Redis to the engine host's relay
+            return self.relay_for(order, grant)
+        rings = self.rings_for(grant) if self.rings_for is not None else None
+        if rings is None:
+            return None
+        t = int(grant["track"])
+        self.stop_stream(t)
+        pump = StreamPump(rings.tracks[t], order.id, t, int(grant["epoch"]), order.rate,
+                          int(grant.get("prefill_frames", 0)), self.emit, grant, self.crumb[t : t + 1])
+        with self.lock:
+            self.pumps[t] = pump
+        return pump
 
-    def run_job(self, req: dict) -> None:
-        jid = str(req["id"])
+    # ------------------------------------------------------------ one job (the job thread)
+    def run(self, order: JobOrder, publish: Callable[[str, dict], None], should_stop: Callable[[], bool]) -> dict:
+        """Run ``order``; returns the result fields (``outputs``, ``timings``, ``info``) with the takes
+        closed under their part names, ready for ``commit``; ``{"cancelled": True}`` if it was cancelled.
+        Raises on failure (``JobError``: the request cannot work; anything else: may work on a retry)."""
+        spec = order.spec
+        backend = self.backends.get(spec.backend)
+        if backend is None:
+            raise JobError(f"this worker does not run the {spec.backend} backend")
         t_start = time.time()
         t0 = time.perf_counter()
-        spec = JobSpec(**req["spec"])
-        rate = int(req["rate"])
-        session_dir = Path(req["session_dir"])
-        takes = list(req["takes"])
-        audio_dir = session_dir / "audio_gen"
-        self.emit({"event": "started", "id": jid})
-        stream = req.get("stream")
+        rate = order.rate
+        audio_dir = order.session_dir / "audio_gen"
         pump = None
-        if stream is not None and self.rings is not None:
-            t = int(stream["track"])
-            self.stop_stream(t)
-            pump = StreamPump(self.rings.tracks[t], jid, t, int(stream["epoch"]), rate,
-                              int(stream.get("prefill_frames", 0)), self.emit, stream, self.crumb[t : t + 1])
-            with self.lock:
-                self.pumps[t] = pump
-
-        def should_stop() -> bool:
-            return jid in self.cancelled
-
+        if order.track is not None:
+            grant = order.grant()
+            if grant is not None:
+                pump = self._pump_for(order, grant)
         last_progress = [0.0]
         audio_frames = [0]
 
@@ -257,27 +261,29 @@ class Worker:
             now = time.perf_counter()
             if now - last_progress[0] >= PROGRESS_EVERY_S or fraction >= 1.0:
                 last_progress[0] = now
-                self.emit({"event": "progress", "id": jid, "fraction": round(float(fraction), 4),
-                           "audio_s": round(audio_frames[0] / rate, 3)})
+                publish("progress", {"progress": round(float(fraction), 4),
+                                     "audio_s": round(audio_frames[0] / rate, 3)})
 
-        media = MediaPolicy.from_dict(req["media"]) if isinstance(req.get("media"), dict) else None
-        ctx = TakeContext(rate, session_dir, takes, should_stop, {}, progress, media)
+        ctx = TakeContext(rate, order.session_dir, order.takes, should_stop, {}, progress, order.media)
         writers: dict[int, TakeWriter] = {}
         first_audio_s = None
         try:
-            for k, chunk in self.backend.generate(spec, ctx):
+            for k, chunk in backend.generate(spec, ctx):
                 if should_stop():
                     break
                 chunk = np.ascontiguousarray(chunk, dtype=np.float32)
                 if k not in writers:
-                    writers[k] = TakeWriter(audio_dir, takes[k], rate, spec.output_format)
+                    writers[k] = TakeWriter(audio_dir, order.takes[k], rate, spec.output_format, order.fence)
                 writers[k].write(chunk)
                 if k == 0:
                     audio_frames[0] += chunk.shape[0]
                     if first_audio_s is None and chunk.shape[0]:
                         first_audio_s = time.perf_counter() - t0
+                        publish("first-audio", {"first_audio_s": round(first_audio_s, 4)})
                     if pump is not None:
                         pump.put(chunk)
+                    if self.max_speed > 0:
+                        self._throttle(t0, audio_frames[0] / rate / self.max_speed, should_stop)
         except BaseException:
             for w in writers.values():
                 w.discard()
@@ -289,66 +295,68 @@ class Worker:
                 w.discard()
             if pump is not None:
                 pump.cancel(wait=False)
-            self.emit({"event": "cancelled", "id": jid})
-            return
+            return {"cancelled": True, "writers": {}}
         if pump is not None:
             pump.put(None)
         done_s = time.perf_counter() - t0
-        queued_at = float(req.get("queued_at") or t_start)
+        queued_at = float(order.queued_at or t_start)
         timings = {
             "queued_at": queued_at, "started_at": t_start, "queue_wait_s": round(t_start - queued_at, 4),
             "first_audio_s": None if first_audio_s is None else round(first_audio_s, 4),
             "ttfa_s": None if first_audio_s is None else round(t_start - queued_at + first_audio_s, 4),
             "done_s": round(done_s, 4), "total_s": round(t_start - queued_at + done_s, 4),
         }
-        out = []
-        for k, take in enumerate(takes):
-            w = writers.get(k)
-            if w is None:
+        for k, take in enumerate(order.takes):
+            if k not in writers:
+                for w in writers.values():
+                    w.discard()
                 raise JobError(f"the {spec.backend} backend produced no audio for take {take}")
-            w.finish()
+        for w in writers.values():
+            w.close()
+        progress(1.0)
+        info = {**backend.describe(), **{k2: v for k2, v in ctx.info.items() if k2 != "stems"}}
+        return {"writers": writers, "timings": timings, "info": info, "ctx_info": ctx.info, "done_s": done_s}
+
+    def commit(self, order: JobOrder, result: dict) -> list[dict]:
+        """Rename the takes into place and write their JSON (after the claim is checked once more)."""
+        spec, rate, writers = order.spec, order.rate, result["writers"]
+        audio_dir = order.session_dir / "audio_gen"
+        ctx_info, timings, done_s = result["ctx_info"], result["timings"], result["done_s"]
+        backend = self.backends[spec.backend]
+        out = []
+        for k, take in enumerate(order.takes):
+            w = writers[k]
+            w.commit()
+            for stale in audio_dir.glob(f".{take}.*.{spec.output_format}.part"):  # a killed attempt's
+                stale.unlink(missing_ok=True)
             seconds = w.frames / rate
             meta = {
-                "take": take, "job": jid, "variation": k + 1, "variations": len(takes),
+                "take": take, "job": order.id, "variation": k + 1, "variations": len(order.takes),
                 "prompt": spec.prompt, "backend": spec.backend,
-                "seed": ctx.info["seeds"][k] if "seeds" in ctx.info else (spec.seed or 0) + k,
+                "seed": ctx_info["seeds"][k] if "seeds" in ctx_info else (spec.seed or 0) + k,
                 "params": spec.to_dict(), "sample_rate": rate, "channels": 2, "frames": w.frames,
                 "seconds": round(seconds, 4), "peak_dbfs": round(20 * np.log10(max(w.peak, 1e-9)), 2),
-                "file": w.path.name, "timings": {**timings, "realtime_factor": round(seconds / done_s, 2) if done_s else None},
-                "host": socket.gethostname(), "worker_pid": os.getpid(), **self.backend.describe(),
-                **{k2: v for k2, v in ctx.info.items() if k2 not in ("stems", "seeds")},
+                "file": w.path.name,
+                "timings": {**timings, "realtime_factor": round(seconds / done_s, 2) if done_s else None},
+                "host": socket.gethostname(), "worker_pid": os.getpid(), **backend.describe(),
+                **{k2: v for k2, v in ctx_info.items() if k2 not in ("stems", "seeds")}, **order.extra,
             }
-            if "stems" in ctx.info and k < len(ctx.info["stems"]):
-                meta["stems"] = ctx.info["stems"][k]
+            if "stems" in ctx_info and k < len(ctx_info["stems"]):
+                meta["stems"] = ctx_info["stems"][k]
             json_path = audio_dir / f"{take}.json"
             atomic_write_json(json_path, meta)
             out.append({"take": take, "path": str(w.path), "json": str(json_path), "seconds": round(seconds, 4)})
-        progress(1.0)
-        self.emit({"event": "done", "id": jid, "takes": out, "timings": timings,
-                   "info": {**self.backend.describe(), **{k2: v for k2, v in ctx.info.items() if k2 != "stems"}}})
+        fsync_dir(audio_dir)
+        return out
 
+    def discard(self, result: dict) -> None:
+        for w in (result.get("writers") or {}).values():
+            w.discard()
 
-def run_worker(backend_name: str, instance: str | None, options: dict | None = None) -> int:
-    from jackgen.common.proctitle import set_title
-
-    set_title(f"jackgen: worker {backend_name}")
-    emit = stdout_emitter()
-    try:
-        backend = make_backend(backend_name, **(options or {}))
-        backend.load()
-    except Exception as e:
-        emit({"event": "fatal", "backend": backend_name, "message": str(e) or type(e).__name__})
-        log.error("worker %s cannot start: %s", backend_name, e)
-        return EXIT_UNAVAILABLE
-    rings = None
-    if instance:
-        from jackgen.bridge.instance import InstanceRings
-
-        rings = InstanceRings.attach(instance, timeout_s=10.0)
-    crumb = open_crumb(instance, f"worker-{backend_name}", 16, create=False) if instance else None
-    worker = Worker(backend, rings, emit, crumb)
-    emit({"event": "ready", "backend": backend_name, "pid": os.getpid(), "info": backend.describe()})
-    serve_stdin(worker.handle, emit)
-    worker.shutdown()
-    backend.close()
-    return 0
+    @staticmethod
+    def _throttle(t0: float, due_s: float, should_stop) -> None:
+        while not should_stop():
+            ahead = due_s - (time.perf_counter() - t0)
+            if ahead <= 0:
+                return
+            time.sleep(min(ahead, 0.05))

@@ -96,7 +96,7 @@ class Jackgen:
         self.sessions = tmp / "sessions"
         self.config = tmp / "jackgen.toml"
         self.config.write_text(
-            f'instance = "{self.instance}"\n'
+            f'instance = "{self.instance}"\ndata_dir = "{tmp / "data"}"\n'
             f"[jack]\nautoconnect_master = false\n"
             f'[control]\nhttp_port = {self.port}\nosc_port = {self.osc_port}\nsessions_dir = "{self.sessions}"\n'
             f'session = "{session}"\nmedia_dirs = ["{tmp}"]\n{control_extra}\n'
@@ -190,3 +190,44 @@ def nothing_left_behind():
         os.unlink(os.path.join("/dev/shm", e))
     assert not leftovers, f"processes left running after the tests: {leftovers}"
     assert not segments, f"shared-memory segments left behind: {segments}"
+
+
+class RedisServer:
+    """A private redis-server on a unix socket in a temp folder (append-only file on, as jackgen's own)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.sock = folder / "redis.sock"
+        self.url = f"unix://{self.sock}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", str(self.sock), "--dir", str(self.folder),
+             "--appendonly", "yes", "--save", "", "--loglevel", "warning"],
+            stdout=open(self.folder / "redis.log", "ab"), stderr=subprocess.STDOUT)
+        from jackgen.daemon.jobs.redisserver import wait_until_answers
+
+        assert wait_until_answers(self.sock, 10), (self.folder / "redis.log").read_text()
+        return self
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()

@@ -13,10 +13,11 @@ import sys
 # The Typer verbs' one-line summaries, for the top-level help (a test keeps them equal to the
 # verbs' own docstrings, so this list cannot drift from them).
 LOCAL_VERBS = {
-    "run": "Run everything in the foreground: control (HTTP), the engine and the feeder, supervised.",
+    "run": "Run everything in the foreground: Redis (embedded), control, the engine, the feeder and the workers, "
+           "supervised.",
     "control": "Run the control process alone (the engine runs as its own service).",
     "engine": "Run the real-time engine (the JACK client) alone.",
-    "worker": "One generator worker (control starts these; systemd runs jackgen-generator@BACKEND).",
+    "worker": "A generator worker on the Redis queue, on this machine or another (systemd: jackgen-worker@BACKEND).",
     "render": "Render MIDI to audio with FluidSynth, offline, sounding as the `fluidsynth` CLI does.",
     "bounce": "Render the session offline (each track's clip from the start, chains, mixer, mastering EQ and "
               "true-peak limiter), faster than real time.",
@@ -25,9 +26,9 @@ LOCAL_VERBS = {
     "record": "Capture SECONDS from jackgen's JACK ports to a 32-bit float WAV.",
     "demo": "End-to-end demo: JACK (dummy if none runs), jackgen, a procedural job streamed into track 1, master "
             "recorded.",
-    "install-units": "Write systemd units (jackgen.target, jackgen-control, jackgen-engine) for this install.",
+    "install-units": "Write systemd units (jackgen.target, redis, control, engine, worker@BACKEND) for this install.",
 }
-HIDDEN_VERBS = ("feeder",)  # started by control, not by people
+HIDDEN_VERBS = ("feeder", "redis")  # started by control, not by people
 
 
 def top_help() -> str:

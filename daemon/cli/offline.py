@@ -249,7 +249,7 @@ def install_units(
     run_as: Optional[str] = typer.Option(None, "--as-user", help="System units only: the user to run as."),
     config: Optional[str] = ConfigOpt,
 ) -> None:
-    """Write systemd units (jackgen.target, jackgen-control, jackgen-engine) for this install."""
+    """Write systemd units (jackgen.target, redis, control, engine, worker@BACKEND) for this install."""
     from pathlib import Path as _P
 
     from jackgen.daemon.cli.units import default_output, render

@@ -16,25 +16,24 @@ def run(
     config: Optional[str] = ConfigOpt,
     session: Optional[str] = typer.Option(None, help="Session name (folder under control.sessions_dir)."),
 ) -> None:
-    """Run everything in the foreground: control (HTTP), the engine and the feeder, supervised."""
+    """Run everything in the foreground: Redis (embedded), control, the engine, the feeder and the workers, supervised."""
     import asyncio
 
-    from jackgen.daemon.control.control import Control
-    from jackgen.daemon.service import serve
     from jackgen.common.proctitle import set_title
+    from jackgen.daemon.supervisor import supervise
 
     overrides = {"control.session": session} if session else None
     cfg = load(config, overrides)
     setup_logging()
-    set_title("jackgen: control")
-    control = Control(cfg, config_path=config, supervise_engine=True, session=session)
-    raise typer.Exit(asyncio.run(serve(control)))
+    set_title("jackgen: supervisor")
+    raise typer.Exit(asyncio.run(supervise(cfg, config, session)))
 
 
 @app.command()
 def control(
     config: Optional[str] = ConfigOpt,
     session: Optional[str] = typer.Option(None, help="Session name."),
+    with_engine: bool = typer.Option(False, "--with-engine", hidden=True, help="Run the engine as a child."),
 ) -> None:
     """Run the control process alone (the engine runs as its own service)."""
     import asyncio
@@ -46,7 +45,23 @@ def control(
     cfg = load(config, {"control.session": session} if session else None)
     setup_logging()
     set_title("jackgen: control")
-    raise typer.Exit(asyncio.run(serve(Control(cfg, config_path=config, supervise_engine=False, session=session))))
+    raise typer.Exit(asyncio.run(serve(Control(cfg, config_path=config, supervise_engine=with_engine,
+                                               session=session))))
+
+
+@app.command(hidden=True)
+def redis(config: Optional[str] = ConfigOpt) -> None:
+    """Internal: run the embedded redis-server in the foreground (jackgen-redis.service)."""
+    import os
+
+    from jackgen.daemon.jobs.redisserver import embedded_argv
+
+    cfg = load(config)
+    if not cfg.redis_embedded:
+        print(f"jackgen: [redis] url is set ({cfg.redis.url}): no embedded Redis to run")
+        raise typer.Exit(0)
+    argv = embedded_argv(cfg)
+    os.execv(argv[0], argv)
 
 
 @app.command()
@@ -70,29 +85,46 @@ def engine(
 
 
 @app.command(hidden=True)
-def feeder(instance: str = typer.Option("default", help="Instance name.")) -> None:
-    """Internal: stream files into track rings (started by control)."""
+def feeder(instance: str = typer.Option("default", help="Instance name."),
+           redis_url: Optional[str] = typer.Option(None, "--redis", help="Relay remote workers' audio from here."),
+           sessions: Optional[str] = typer.Option(None, help="Land remote workers' takes in this sessions folder.")) -> None:
+    """Internal: stream files (and remote workers' audio) into track rings (started by control)."""
     from jackgen.generators.feeder import run_feeder
 
     setup_logging()
-    raise typer.Exit(run_feeder(instance))
+    raise typer.Exit(run_feeder(instance, redis_url, sessions))
 
 
 @app.command()
 def worker(
     backend: str = typer.Argument(..., help="procedural | fluidsynth | musicgen"),
-    instance: str = typer.Option("default", help="Instance name (whose track rings to stream into)."),
+    backends: Optional[str] = typer.Option(None, help="Serve several backends from this one process: "
+                                           "'procedural,fluidsynth' (BACKEND is the first)."),
+    redis_url: Optional[str] = typer.Option(None, "--redis", help="The queue's Redis (default: [redis] url, or "
+                                            "the embedded server's socket)."),
+    remote: bool = typer.Option(False, "--remote", help="Send audio through Redis to the engine host's relay "
+                                "even on the engine's machine (containers without a shared /dev/shm)."),
+    instance: Optional[str] = typer.Option(None, help="Instance name (overrides the config)."),
     config: Optional[str] = ConfigOpt,
 ) -> None:
-    """One generator worker (control starts these; systemd runs jackgen-generator@BACKEND)."""
-    from jackgen.generators.worker import run_worker
+    """A generator worker on the Redis queue, on this machine or another (systemd: jackgen-worker@BACKEND)."""
+    from jackgen.generators.queueworker import WorkerSettings, run_queue_worker
 
     setup_logging()
-    cfg = load(config)
-    g = cfg.generators
+    cfg = load(config, {"instance": instance} if instance else None)
+    names = [backend] + [b.strip() for b in (backends or "").split(",") if b.strip() and b.strip() != backend]
+    known = ("procedural", "fluidsynth", "musicgen")
+    bad = [b for b in names if b not in known]
+    if bad:
+        fail(f"unknown backend(s) {', '.join(bad)}: use {', '.join(known)}")
+    g, j = cfg.generators, cfg.jobs
     opts: dict = {"soundfont": g.soundfont or None}
-    if backend == "musicgen":
+    if "musicgen" in names:
         opts.update(model=g.musicgen_model, device=g.musicgen_device, dtype=g.musicgen_dtype,
                     chunk_s=g.musicgen_chunk_s, first_chunk_s=g.musicgen_first_chunk_s,
                     cache_dir=g.musicgen_cache_dir or None)
-    raise typer.Exit(run_worker(backend, instance, opts))
+    settings = WorkerSettings(heartbeat_s=j.heartbeat_s, worker_ttl_s=j.worker_ttl_s, claim_idle_s=j.claim_idle_s,
+                              max_attempts=j.max_attempts, retry_backoff_s=j.retry_backoff_s, starve_s=j.starve_s,
+                              max_speed=g.max_speed, max_duration_s=g.max_duration_s)
+    raise typer.Exit(run_queue_worker(redis_url or cfg.redis_url, cfg.instance, names, opts, settings,
+                                      cfg.control.sessions_dir, cfg.control.media_dirs, remote))

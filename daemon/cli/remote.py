@@ -30,7 +30,7 @@ class Verb(NamedTuple):
 
 
 VERBS: dict[str, Verb] = {}
-GROUPS = {"jobs": "Generation jobs: list, show, follow, cancel.", "midi": "MIDI mapping: show it, or learn a control."}
+GROUPS = {"jobs": "Generation jobs: list, show, follow, cancel, retry; the dead letters.", "midi": "MIDI mapping: show it, or learn a control."}
 
 
 def arg(*flags: str, **kw: Any) -> tuple[tuple[str, ...], dict]:
@@ -335,7 +335,9 @@ def generate(a: argparse.Namespace) -> None:
 
 
 def _follow_job(config: Optional[str], job_id: str) -> dict:
-    """Show a progress bar from the job's server-sent events until it ends."""
+    """Show a progress bar from the job's server-sent events until it ends; a dropped connection
+    (control restarted) is resumed from the last event seen."""
+    import time
     import urllib.request
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -344,35 +346,45 @@ def _follow_job(config: Optional[str], job_id: str) -> dict:
 
     call(config, "jobs.show", job_id=job_id)  # a job that does not exist: control's own message
     url = control_url(config) + JOB_EVENTS.format(job_id=job_id)
+    last_id, lost_since = None, None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), transient=True, console=None) as bar:
         task = bar.add_task(f"job {job_id}", total=1.0)
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp:  # the server sends a keep-alive every 15 s
-                for raw in resp:
-                    line = raw.decode(errors="replace").strip()
-                    if not line.startswith("data:"):
-                        continue
-                    e = json.loads(line[5:])
-                    bar.update(task, completed=e.get("progress", 0.0) if e["event"] == "progress" else
-                               (1.0 if e["event"] == "done" else None),
-                               description=f"job {job_id} {e['status']}")
-                    if e["event"] in ("done", "failed", "cancelled"):
-                        break
-        except OSError as e:
-            fail(f"lost the connection to jackgen control while following job {job_id}: {e}", code=1)
-    return call(config, "jobs.show", job_id=job_id)
+        while True:
+            req = urllib.request.Request(url, headers={"Last-Event-ID": last_id} if last_id else {})
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:  # a keep-alive comes every 15 s
+                    lost_since = None
+                    for raw in resp:
+                        line = raw.decode(errors="replace").strip()
+                        if line.startswith("id:"):
+                            last_id = line[3:].strip()
+                        if not line.startswith("data:"):
+                            continue
+                        e = json.loads(line[5:])
+                        bar.update(task, completed=e.get("progress", 0.0) if e["event"] == "progress" else
+                                   (1.0 if e["event"] == "done" else None),
+                                   description=f"job {job_id} {e['status']}")
+                        if e["event"] in ("done", "failed", "cancelled"):
+                            return call(config, "jobs.show", job_id=job_id)
+            except OSError as e:
+                lost_since = lost_since or time.monotonic()
+                if time.monotonic() - lost_since > 60:
+                    fail(f"lost the connection to jackgen control while following job {job_id}: {e}", code=1)
+                bar.update(task, description=f"job {job_id}: control not answering, retrying")
+                time.sleep(1.0)
 
 
-@verb("jobs list")
+@verb("jobs list", arg("--dead", action="store_true", help="The dead letters: jobs that failed every attempt."),
+      arg("--limit", type=int, default=100, help="At most this many (newest first)."))
 def jobs_list(a: argparse.Namespace) -> None:
-    """Jobs that are queued or running."""
-    show(call(a.config, "jobs.list"))
+    """The last jobs (queued, running and finished), or with --dead the dead letters and their errors."""
+    show(call(a.config, "jobs.list", limit=a.limit, dead=a.dead or None))
 
 
 @verb("jobs show", arg("job_id"), arg("--follow", "-f", action="store_true", help="Wait for the end, with progress."))
 def jobs_show(a: argparse.Namespace) -> None:
-    """A job's status, progress, timings and takes."""
+    """A job's status, progress, timings, attempts and takes."""
     show(_follow_job(a.config, a.job_id) if a.follow else call(a.config, "jobs.show", job_id=a.job_id))
 
 
@@ -380,6 +392,30 @@ def jobs_show(a: argparse.Namespace) -> None:
 def jobs_cancel(a: argparse.Namespace) -> None:
     """Cancel a queued or running job (a running one stops within one chunk)."""
     show(call(a.config, "jobs.cancel", job_id=a.job_id))
+
+
+@verb("jobs retry", arg("job_id"))
+def jobs_retry(a: argparse.Namespace) -> None:
+    """Queue a failed job again (one from the dead letters, or a cancelled one), with fresh attempts."""
+    show(call(a.config, "jobs.retry", job_id=a.job_id))
+
+
+@verb("workers", arg("--json", action="store_true", help="Print JSON instead of a table."))
+def workers(a: argparse.Namespace) -> None:
+    """The live generator workers: backend, host, device, model, pid, heartbeat age."""
+    ws = call(a.config, "workers")
+    if a.json:
+        show(ws)
+        return
+    if not ws:
+        print("no workers are running (jackgen run starts generators.workers; `jackgen worker BACKEND` adds one)")
+        return
+    cols = ("backend", "host", "pid", "device", "model", "busy", "jobs_done", "heartbeat_age_s")
+    rows = [[str(w.get(c) if w.get(c) is not None else "-") for c in cols] for w in ws]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(wd) for c, wd in zip(cols, widths)))
+    for r in rows:
+        print("  ".join(v.ljust(wd) for v, wd in zip(r, widths)))
 
 
 # ------------------------------------------------------------------ MIDI

@@ -13,7 +13,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-UNITS = ("jackgen.target", "jackgen-control.service", "jackgen-engine.service")
+UNITS = ("jackgen.target", "jackgen-redis.service", "jackgen-control.service", "jackgen-engine.service",
+         "jackgen-worker@.service")
 
 
 def jackgen_executable() -> str:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import soundfile as sf
@@ -73,12 +75,14 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         self._restored_hellos = 0  # hellos whose connections have been restored
         self.meters: dict[str, Any] = {}
         self.streams: dict[int, Stream] = {}
+        self.relay_counters: dict = {}  # remote streams: chunks that never came (gaps), entries that did not parse
         self._pongs: dict[int, asyncio.Future] = {}
         self._ping_token = 0
         self._latest: dict[tuple[int, int], object] = {}  # mixer values waiting for room in the command ring
         self._flusher: asyncio.Task | None = None
         self.lock: InstanceLock | None = None
         self.rings: InstanceRings | None = None
+        self.rings_id = ""
         self.engine: ChildProcess | None = None
         self.feeder: ChildProcess | None = None
         self.jobs: JobBoard | None = None
@@ -96,7 +100,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
 
     def child(self, role: str, argv: list[str], **kw) -> ChildProcess:
         s = self.cfg.supervisor
-        return ChildProcess(role, argv, s.restart_delay_s, s.max_restart_delay_s, **kw)
+        return ChildProcess(role, argv, s.restart_delay_s, s.max_restart_delay_s, die_with_parent=True, **kw)
 
     # ------------------------------------------------------------ lifecycle
     def open_rings(self) -> None:
@@ -111,6 +115,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         self.crumbs = {role: open_crumb(self.cfg.instance, role, 1 if role == "engine" else N_TRACKS)
                        for role in CRUMB_ROLES}
         self.rings = InstanceRings.create(self.cfg.instance, frames)
+        self.rings_id = f"{os.getpid()}-{time.time_ns()}"  # workers attach again when this changes
 
     def load_session(self) -> None:
         try:
@@ -174,10 +179,11 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         cc = self.cfg.control
         self.midi_inputs = MidiInputs(cc.midi_api, cc.midi_inputs, cc.midi_exclude, self.on_midi)
         self.midi_inputs.start()
-        self.feeder = self.child("feeder", self_argv("feeder", *inst), stdin=True,
+        relay = ["--redis", self.cfg.redis_url, "--sessions", str(Path(self.cfg.control.sessions_dir).resolve())]
+        self.feeder = self.child("feeder", self_argv("feeder", *inst, *relay), stdin=True,
                                  on_line=self._on_feeder_line, on_exit=self._on_feeder_exit)
         self.feeder.start()
-        self.jobs = JobBoard(self)
+        self.jobs = JobBoard(self, self.cfg.redis_url, self.cfg.redis_embedded)
         self.jobs.start()
         if self.supervise_engine:
             self.engine = self.child("engine", self_argv("engine", *cfg_args, *inst), on_exit=self._on_engine_exit)

@@ -42,7 +42,10 @@ class Stream:
     path: str
     primed: asyncio.Future = field(repr=False)
     done: bool = False
-    producer: Any = None  # None: the feeder; else the WorkerLink of a generator
+    producer: Any = None  # None: the feeder; else the WorkerHandle of a generator worker
+    take: str | None = None  # a generated stream: its take's file, once written
+    generated: bool = False  # a generator's stream (started when primed), not a file's (started by play)
+    relay_key: str | None = None  # a remote worker's stream, relayed by the feeder from this Redis key
     finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def end(self) -> None:

@@ -20,9 +20,19 @@ class Status:
         procs["engine"] = self.engine.pid if self.engine else self.engine_pid
         procs["feeder"] = self.feeder.pid if self.feeder else None
         if self.jobs:
-            for b, w in self.jobs.workers.items():
-                procs[f"worker {b}"] = w.child.pid if w.child else None
+            here = self.jobs.local_host
+            for w in self.jobs.workers_seen:
+                if w.get("host") == here and not w.get("remote"):
+                    procs.setdefault(f"worker {w['backend']}", w["pid"])
         return procs
+
+    def redis_info(self) -> dict:
+        j = self.jobs
+        return {"url": self.cfg.redis_url if j is None else j.url, "ok": bool(j and j.ok),
+                "embedded": self.cfg.redis_embedded, **({"error": j.error} if j and j.error else {})}
+
+    def workers_info(self) -> list[dict]:
+        return list(self.jobs.workers_seen) if self.jobs else []
 
     def status(self) -> dict:
         st = self.engine_status
@@ -61,32 +71,44 @@ class Status:
             "jobs": self.jobs.summary() if self.jobs else [],
             "queue_length": self.jobs.queue_length() if self.jobs else 0,
             "processes": self.processes(),
+            "redis": self.redis_info(),
+            "workers": self.workers_info(),
+            "relay": {"gaps": 0, "gap_frames": 0, "bad": 0, **self.relay_counters},
             "uptime_s": round(time.monotonic() - self.started_mono, 1),
             "osc": None,  # the OSC server's counters, when it runs (status_parts)
             **{name: part() for name, part in self.status_parts.items()},
         }
 
     def _gpu_info(self) -> dict | None:
-        """What the MusicGen worker runs on, once it has loaded (control itself never imports torch)."""
-        w = self.jobs.workers.get("musicgen") if self.jobs else None
-        if w is None or not w.info:
+        """What the MusicGen workers run on, once loaded (control itself never imports torch)."""
+        ws = [w for w in self.workers_info() if "musicgen" in w.get("backends", [])]
+        if not ws:
             return None
-        return {"device": w.info.get("device"), "dtype": w.info.get("dtype"), "model": w.info.get("model")}
+        return {"device": ws[0].get("device"), "model": ws[0].get("model"), "workers": len(ws)}
 
     def health(self) -> dict:
         disk = shutil.disk_usage(self.session_dir if self.session_dir.exists() else Path.cwd())
         jack_ok = self.engine_alive()
+        redis = self.redis_info()
+        failing = [name for name, ok in (("jack", jack_ok), ("redis", redis["ok"])) if not ok]
+        by_backend: dict = {}
+        for w in self.workers_info():
+            for b in w.get("backends", []):
+                d = by_backend.setdefault(b, {"running": True, "ready": True, "error": None, "busy": None,
+                                              "count": 0})
+                d["count"] += 1
+                d["busy"] = d["busy"] or w.get("busy")
+        for b, why in (self.jobs.unavailable.items() if self.jobs else ()):
+            by_backend.setdefault(b, {"running": False, "ready": False, "busy": None, "count": 0})["error"] = why
         return {
-            "status": "ok" if jack_ok else "degraded",
+            "status": "ok" if not failing else "degraded",
+            "failing": failing,
             "jack": jack_ok,
-            "redis": None,
+            "redis": redis,
             "database": None,
             "gpu": self._gpu_info(),
             "disk": {"free_bytes": disk.free, "ok": disk.free > 1 << 30},
             "queue_length": self.jobs.queue_length() if self.jobs else 0,
-            "workers": {"feeder": self.feeder.pid is not None if self.feeder else False,
-                        **({b: {"running": bool(w.child and w.child.pid), "ready": w.ready.is_set() and not w.fatal,
-                                "error": w.fatal, "busy": w.current.id if w.current else None}
-                            for b, w in self.jobs.workers.items()} if self.jobs else {})},
+            "workers": {"feeder": self.feeder.pid is not None if self.feeder else False, **by_backend},
             "xruns": int(self.engine_status.get("xruns", 0)),
         }

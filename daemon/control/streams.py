@@ -30,6 +30,8 @@ class Streams:
         msg = json.loads(line)
         if msg.get("event") in ("primed", "stream_end"):
             self.on_stream_event(None, msg)
+        elif msg.get("event") == "relay_counters":
+            self.relay_counters = {k: v for k, v in msg.items() if k not in ("event", "state")}
         elif msg.get("event") == "error":
             log.error("feeder: %s", msg.get("message"))
 
@@ -45,7 +47,7 @@ class Streams:
             if s.primed.done():
                 return
             s.primed.set_result(msg.get("frames", 0))
-            if producer is not None:
+            if s.generated:
                 self._start_generated(s, msg)  # a file's stream is started by play(), waiting on primed
             return
         state, why = msg.get("state"), msg.get("message")
@@ -62,7 +64,7 @@ class Streams:
         """The feeder died: once it is back, resume every unfinished stream where it stopped
         (without a plugin it died in)."""
         self.check_crumb("feeder", code)
-        pending = [s for s in self.streams.values() if not s.done and s.producer is None]
+        pending = [s for s in self.streams.values() if not s.done and s.producer is None and not s.relay_key]
         if not pending:
             return
         asyncio.create_task(self._resume_streams(pending))
@@ -89,24 +91,23 @@ class Streams:
         if s:
             s.done = True  # the engine is done with it; the producer reports its own end
 
-    async def claim_track(self, t: int, producer: Any, source: str, stream_id: str) -> int:
+    async def claim_track(self, t: int, producer: Any, source: str, stream_id: str, take: str | None = None) -> int:
         """Stop whatever feeds track t and open a new epoch for ``producer``; returns the epoch."""
         assert self.rings is not None
         await self._cancel_stream(t)
         tr = self.tracks[t]
         epoch = max(tr.epoch, tr.armed_epoch, self.rings.tracks[t].stream_word() >> 8) + 1
         fut = asyncio.get_running_loop().create_future()
-        self.streams[t] = Stream(stream_id, t, epoch, source, fut, producer=producer)
+        self.streams[t] = Stream(stream_id, t, epoch, source, fut, producer=producer, take=take, generated=True)
         return epoch
 
     def _start_generated(self, s: Stream, msg: dict) -> None:
         """A generator's first audio is in the ring: the track starts playing it."""
         t = s.track
-        job = self.jobs.jobs.get(str(msg.get("id"))) if self.jobs else None
         tr = self.tracks[t]
         tr.epoch, tr.error, tr.stream_id = s.epoch, None, s.id
-        tr.source = str(self.session_dir / "audio_gen" / f"{job.takes[0]}.{job.spec.output_format}") if job else s.path
-        if job:
+        tr.source = s.take or s.path
+        if s.take:
             tr.clip = tr.source  # the take, once written: what a bounce renders on this track
             self.save_session()
         tr.started_frame = tr.ended_frame = None

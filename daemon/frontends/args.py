@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 __all__ = ["ArgError", "Args", "ValidationError"]  # and one model per command
 
@@ -175,6 +175,11 @@ class GenerateArgs(Args):
 
 class JobArgs(Args):
     job_id: Text
+
+
+class JobListArgs(Args):
+    limit: int = Field(100, ge=1, le=10000)
+    dead: bool = False
 
 
 class ChainAddArgs(TrackArgs):

@@ -139,8 +139,7 @@ async def _generate(c: Any, a: Any, call: Call) -> dict:
         else:
             sender.reply("/jackgen/error", "/jackgen/generate", f"job {job.id} {job.status}: {job.error or ''}".strip())
 
-    job = c.jobs.submit(a.model_dump(), on_final=tell_sender if sender is not None else None)
-    return {"job_id": job.id, "status": job.status, "takes": job.takes, "seed": job.spec.seed}
+    return await c.jobs.submit(a.model_dump(), on_final=tell_sender if sender is not None else None)
 
 
 def _notify(c: Any, a: Any, call: Call) -> dict:
@@ -232,11 +231,17 @@ COMMANDS: tuple[Command, ...] = (
             _generate, osc="/jackgen/generate", osc_parse=_generate_osc,
             osc_reply=lambda addr, a, r: ("/jackgen/job", r["job_id"], r["status"]),
             http=("POST", "/api/music-generation"), http_status=202, cli="generate"),
-    Command("jobs.list", "The last jobs: status, progress, takes.", "NoArgs",
-            lambda c, a, k: [j.public() for j in list(c.jobs.jobs.values())[-100:]], http=("GET", "/api/jobs"),
+    Command("jobs.list", "The last jobs (status, progress, takes), or the dead letters with their errors.",
+            "JobListArgs", lambda c, a, k: c.jobs.list(a.limit, a.dead), http=("GET", "/api/jobs"),
             cli="jobs list"),
-    Command("jobs.show", "A job's status, progress, timings and takes.", "JobArgs",
-            lambda c, a, k: c.jobs.get(a.job_id).public(), http=("GET", "/api/jobs/{job_id}"), cli="jobs show"),
+    Command("jobs.show", "A job's status, progress, timings, attempts and takes.", "JobArgs",
+            lambda c, a, k: c.jobs.get(a.job_id), http=("GET", "/api/jobs/{job_id}"), cli="jobs show"),
+    Command("jobs.retry", "Queue a failed (or dead-lettered, or cancelled) job again.", "JobArgs",
+            lambda c, a, k: c.jobs.retry(a.job_id), osc="/jackgen/job/retry", osc_args=("job_id",),
+            osc_reply=lambda addr, a, r: ("/jackgen/job", r["job_id"], r["status"]),
+            http=("POST", "/api/jobs/{job_id}/retry"), cli="jobs retry"),
+    Command("workers", "The live generator workers: backend, host, device, model, pid, heartbeat age.", "NoArgs",
+            lambda c, a, k: c.jobs.workers(), http=("GET", "/api/workers"), cli="workers"),
     Command("jobs.cancel", "Cancel a queued or running job.", "JobArgs",
             lambda c, a, k: _cancelled(c, a), osc="/jackgen/job/cancel", osc_args=("job_id",),
             osc_reply=lambda addr, a, r: ("/jackgen/job", r["job_id"], r["status"]),
@@ -272,7 +277,7 @@ async def _synced(c: Any, a: Any) -> dict:
 
 
 async def _cancelled(c: Any, a: Any) -> dict:
-    return (await c.jobs.cancel(a.job_id)).public()
+    return await c.jobs.cancel(a.job_id)
 
 
 # ------------------------------------------------------------------ checking arguments
@@ -380,4 +385,8 @@ def http_request(name: str, **fields: Any) -> tuple[str, str, dict | None]:
     in_path = cmd.fields_in_path(route)
     path = route.format(**{k: fields[k] for k in in_path})
     body = {k: v for k, v in fields.items() if k not in in_path and v is not None}
+    if method == "GET" and body:  # GET takes its options in the query string
+        from urllib.parse import urlencode
+
+        path += "?" + urlencode({k: (str(v).lower() if isinstance(v, bool) else v) for k, v in body.items()})
     return method, path, (body if method in ("POST", "PUT") else None)

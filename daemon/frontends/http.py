@@ -49,7 +49,8 @@ def _endpoint(control: Control, cmd: Command):
     async def endpoint(request: Request) -> Any:
         body = await _body(request) if request.method in ("POST", "PUT") else {}
         path = {k: int(v) if k != "track" and _INT.match(v) else v for k, v in request.path_params.items()}
-        args = check_args(cmd, {**body, **path}, "http", request.url.path)
+        query = dict(request.query_params) if request.method == "GET" else {}
+        args = check_args(cmd, {**query, **body, **path}, "http", request.url.path)
         result = cmd.run(control, args, Call())
         if inspect.isawaitable(result):
             result = await result
@@ -75,23 +76,29 @@ def build_app(control: Control) -> FastAPI:
         return JSONResponse({"error": msg}, status_code=400)
 
     @app.get(JOB_EVENTS)
-    async def job_events(job_id: str) -> StreamingResponse:
-        job = control.jobs.get(job_id)
-        q = control.jobs.subscribe(job)
+    async def job_events(job_id: str, request: Request) -> StreamingResponse:
+        """A job's events as server-sent events until it ends; a client that reconnects with
+        ``Last-Event-ID`` gets only what came after."""
+        await control.jobs.get(job_id)  # 404 before the stream starts
+        last = request.headers.get("last-event-id")
 
         async def stream():
+            it = control.jobs.events(job_id, last).__aiter__()
+            pending = asyncio.ensure_future(it.__anext__())
             try:
                 while True:
-                    try:
-                        e = await asyncio.wait_for(q.get(), 15.0)
-                    except asyncio.TimeoutError:
+                    done, _ = await asyncio.wait({pending}, timeout=15.0)
+                    if not done:
                         yield ": keep-alive\n\n"
                         continue
-                    yield f"event: {e['event']}\ndata: {json.dumps(e)}\n\n"
-                    if e["event"] in ("done", "failed", "cancelled"):
+                    try:
+                        eid, e = pending.result()
+                    except StopAsyncIteration:
                         return
+                    yield f"id: {eid}\nevent: {e['event']}\ndata: {json.dumps(e)}\n\n"
+                    pending = asyncio.ensure_future(it.__anext__())
             finally:
-                job.listeners.discard(q)
+                pending.cancel()
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})

@@ -1,55 +1,58 @@
-"""Generation jobs on the control side: validation, queue, dispatch to local workers, events.
+"""Generation jobs on the control side: validation, submission to the Redis queue, events, streams.
 
-``JobBoard`` is the one interface OSC, HTTP and the CLI submit through. Today it
-queues jobs in memory (by priority, then arrival) and hands them one at a time
-to a local worker process per backend; the Redis issue replaces the queue behind
-the same ``submit`` / ``cancel`` / ``get`` / ``subscribe`` calls.
+``JobBoard`` is what OSC, HTTP, the CLI and MCP submit through. A job is validated here (fields,
+files through the media policy, backend allowed), written to Redis (its hash, the queue stream of
+its backend and priority) and from then on lives there: workers take it (``jackgen.generators.
+queueworker``), so it survives a control restart, and ``get`` reads it back from Redis.
 
-A job with a track claims it when it starts (not when queued, so what plays
-keeps playing while the job waits): the current stream is stopped, a new epoch
-begins, and the engine is told to play as soon as the worker reports the first
-audio in the ring ("primed"). A worker that dies fails its job, and control
-marks the track's stream aborted so the engine fades that track to silence.
+Control follows the events stream: a job for a track that a worker has started gets its stream
+grant (control claims the track, opens a new epoch, and tells the worker where to write); the
+worker's "primed" starts the track; a worker whose heartbeat stops has its streams faded out.
+Every job event goes to the listeners (OSC notify) and to callbacks waiting for a job's end.
+
+With Redis unreachable, submissions answer 503 naming it; playing tracks keep playing; the
+board's loops retry every second and pick up where they left off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import json
 import logging
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from jackgen.common.children import ChildProcess, self_argv
+import redis
+import redis.asyncio as aioredis
+
+from jackgen.bridge import jobqueue as Q
 from jackgen.common.errors import JackgenError, Unavailable
-from jackgen.common.link import EXIT_UNAVAILABLE
 from jackgen.common.media import MediaPolicy
 from jackgen.daemon.config import Config
-from jackgen.generators.job import BACKENDS, PRIORITIES, JobError, JobSpec, new_job_id
+from jackgen.generators.job import JobError, JobSpec, new_job_id
 
 log = logging.getLogger("jackgen.jobs")
 
-FINAL = ("done", "failed", "cancelled")
+FINAL = Q.FINAL
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class TrackHost(Protocol):
     """What the job board needs of control: the tracks a job streams into, and its files."""
 
     cfg: Config
-    config_path: str | None
+    session: str
     session_dir: Path
     media: MediaPolicy
     sample_rate: int
+    rings_id: str
 
-    def child(self, role: str, argv: list[str], **kw: Any) -> ChildProcess: ...
-    async def claim_track(self, t: int, producer: Any, source: str, stream_id: str) -> int: ...
+    async def claim_track(self, t: int, producer: Any, source: str, stream_id: str, take: str | None = None) -> int: ...
     def chain_request(self, t: int) -> dict: ...
     def on_stream_event(self, producer: Any, msg: dict) -> None: ...
     def check_crumb(self, role: str, code: int | None) -> None: ...
@@ -57,142 +60,112 @@ class TrackHost(Protocol):
 
 
 @dataclass
-class Job:
+class JobView:
+    """What listeners and end-of-job callbacks get: the job as its latest event tells it."""
+
     id: str
-    spec: JobSpec
-    takes: list[str]
-    submitted_at: float = field(default_factory=time.time)
-    status: str = "queued"
+    status: str
     progress: float = 0.0
-    audio_s: float = 0.0
     error: str | None = None
-    outputs: list[dict] = field(default_factory=list)
-    timings: dict = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
-    epoch: int = 0
-    events: list[dict] = field(default_factory=list)
-    finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    listeners: set = field(default_factory=set, repr=False)
-    on_final: list = field(default_factory=list, repr=False)
-
-    def public(self) -> dict:
-        s = self.spec
-        return {
-            "job_id": self.id, "status": self.status, "progress": round(self.progress, 4),
-            "audio_s": self.audio_s, "backend": s.backend, "prompt": s.prompt, "duration": s.duration_s,
-            "seed": s.seed, "variations": s.variations, "track": None if s.track is None else s.track + 1,
-            "priority": s.priority, "takes": self.takes, "outputs": self.outputs, "error": self.error,
-            "timings": {"submitted_at": self.submitted_at, **self.timings}, "metadata": self.info,
-            "params": s.to_dict(),
-        }
 
 
-class WorkerLink:
-    """One backend's worker process and what control knows of it."""
+class WorkerHandle:
+    """A worker as a producer of track streams: what control sends it goes to its inbox."""
 
-    def __init__(self, board: JobBoard, backend: str) -> None:
-        self.board = board
-        self.backend = backend
-        self.child: ChildProcess | None = None
-        self.ready = asyncio.Event()
-        self.fatal: str | None = None
-        self.info: dict = {}
-        self.current: Job | None = None
-
-    def start(self) -> None:
-        c = self.board.control
-        args = ["worker", self.backend, "--instance", c.cfg.instance]
-        if c.config_path:
-            args += ["--config", c.config_path]
-        self.child = c.child(f"worker {self.backend}", self_argv(*args), stdin=True, on_line=self._on_line,
-                             on_exit=self._on_exit, no_restart_codes=(EXIT_UNAVAILABLE,))
-        self.child.start()
+    def __init__(self, board: JobBoard, wid: str) -> None:
+        self.board, self.id = board, wid
 
     async def send(self, msg: dict) -> None:
-        assert self.child is not None
-        await self.child.send(msg)
-
-    async def _on_line(self, line: str) -> None:
-        if not line:
-            return
         try:
-            msg = json.loads(line)
-        except ValueError:
-            log.warning("worker %s: unreadable line %r", self.backend, line[:200])
-            return
-        ev = msg.get("event")
-        if ev == "ready":
-            self.fatal = None
-            self.info = msg.get("info") or {}
-            self.ready.set()
-            log.info("worker %s ready (pid %s)", self.backend, msg.get("pid"))
-            return
-        if ev == "fatal":
-            self.fatal = msg.get("message") or "the worker cannot run"
-            log.error("worker %s cannot run: %s", self.backend, self.fatal)
-            self.ready.set()  # wakes the dispatcher, which fails the job with this message
-            return
-        if ev in ("primed", "stream_end"):
-            self.board.control.on_stream_event(self, msg)
-            return
-        job = self.board.jobs.get(str(msg.get("id")))
-        if job is not None:
-            self.board.on_worker_event(job, msg)
+            await self.board.r.xadd(self.board.keys.inbox(self.id), {"m": json.dumps(msg)}, maxlen=1000,
+                                    approximate=True)
+        except REDIS_ERRORS as e:
+            raise Unavailable(f"cannot reach worker {self.id}: Redis is not reachable ({e})") from None
 
-    async def _on_exit(self, child: ChildProcess, code: int) -> None:
-        self.ready.clear()
-        if code == EXIT_UNAVAILABLE and self.fatal:
-            self.ready.set()
-        why = f"the {self.backend} worker died (exit code {code})" if code >= 0 else \
-            f"the {self.backend} worker was killed (signal {-code})"
-        self.board.control.check_crumb(f"worker-{self.backend}", code)
-        self.board.control.abort_streams_of(self)
-        job = self.current
-        if job is not None and job.status not in FINAL:
-            self.board.finish(job, "failed", error=why)
+    def __repr__(self) -> str:
+        return f"worker {self.id}"
+
+
+def public(job: dict) -> dict:
+    """A job hash (decoded) as the API shows it."""
+    spec = job.get("spec") or {}
+    t = spec.get("track")
+    return {
+        "job_id": job.get("id"), "status": job.get("status"), "progress": round(float(job.get("progress", 0.0)), 4),
+        "audio_s": job.get("audio_s", 0.0), "backend": job.get("backend"), "prompt": spec.get("prompt"),
+        "duration": spec.get("duration_s"), "seed": spec.get("seed"), "variations": spec.get("variations"),
+        "track": None if t is None else t + 1, "priority": job.get("priority"), "takes": job.get("takes", []),
+        "outputs": job.get("outputs", []), "error": job.get("error") or None,
+        "timings": {"submitted_at": job.get("submitted_at"), **(job.get("timings") or {}),
+                    **({"started_at": job["started_at"]} if "started_at" in job else {}),
+                    **({"finished_at": job["finished_at"]} if "finished_at" in job else {})},
+        "metadata": job.get("info", {}), "params": spec, "attempts": job.get("attempts", 0),
+        "worker": job.get("worker") or None, "dead": job.get("dead") == "1", "session": job.get("session"),
+    }
 
 
 class JobBoard:
-    def __init__(self, control: TrackHost) -> None:
+    def __init__(self, control: TrackHost, url: str, embedded: bool) -> None:
         self.control = control
-        self.listeners: list[Callable[[Job, dict], None]] = []  # every job event (the OSC front end's notify)
-        self.jobs: dict[str, Job] = {}
-        self.workers: dict[str, WorkerLink] = {}
-        self._queues: dict[str, list[tuple[int, int, str]]] = {b: [] for b in BACKENDS}
-        self._wake: dict[str, asyncio.Event] = {b: asyncio.Event() for b in BACKENDS}
-        self._seq = itertools.count()
+        self.url, self.embedded = url, embedded
+        self.r = aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
+        self.keys = Q.Keys(control.cfg.instance)
+        self.scripts = {n: self.r.register_script(src) for n, src in Q.SCRIPTS.items()}
+        self.listeners: list[Callable[[JobView, dict], None]] = []  # every job event (the OSC front end's notify)
+        self._on_final: dict[str, list[Callable[[JobView], None]]] = {}
+        self.handles: dict[str, WorkerHandle] = {}
+        self.worker_backends: dict[str, str] = {}  # worker id -> its (first) backend, whose crash crumb it writes
+        self.ok = False
+        self.error: str | None = "not connected yet"
+        self.workers_seen: list[dict] = []
+        self.local_host = Q.host_id().split("/")[0]
+        self.unavailable: dict[str, str] = {}  # backend -> why its workers cannot run
+        self.queue_len = 0
+        self.active: dict[str, dict] = {}  # job id -> its latest state, while not final
         self._tasks: list[asyncio.Task] = []
-        self.max_kept = control.cfg.generators.max_jobs_kept
+        self._down_logged = False
+        gc = control.cfg.generators
+        self.max_kept = gc.max_jobs_kept
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        for b in self.control.cfg.generators.workers:
-            self.worker(b)
-        for b in BACKENDS:
-            self._tasks.append(asyncio.create_task(self._dispatch(b), name=f"jobs-{b}"))
+        self._tasks.append(asyncio.create_task(self._events_loop(), name="job-events"))
+        self._tasks.append(asyncio.create_task(self._monitor_loop(), name="job-monitor"))
 
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        for w in self.workers.values():
-            if w.child:
-                with contextlib.suppress(Exception):
-                    await w.send({"op": "quit"})
-                await w.child.stop()
+        with contextlib.suppress(Exception):
+            await self.r.aclose()
 
-    def worker(self, backend: str) -> WorkerLink:
-        w = self.workers.get(backend)
-        if w is None:
-            w = self.workers[backend] = WorkerLink(self, backend)
-            w.start()
-        return w
+    def handle(self, wid: str) -> WorkerHandle:
+        h = self.handles.get(wid)
+        if h is None:
+            h = self.handles[wid] = WorkerHandle(self, wid)
+        return h
+
+    def _down(self, e: BaseException) -> Unavailable:
+        self.ok, self.error = False, str(e)
+        return Unavailable(f"Redis at {self.url} is not reachable ({e}): nothing was queued or changed; "
+                           + ("jackgen restarts its embedded redis-server, try again in a moment" if self.embedded
+                              else "check the server named in [redis] url"))
+
+    async def ensure_groups(self) -> None:
+        for b in self.control.cfg.generators.allowed_backends():
+            for p in Q.PRIORITY_NAMES:
+                try:
+                    await self.r.xgroup_create(self.keys.queue(b, p), b, id="0", mkstream=True)
+                except redis.ResponseError as e:
+                    if "BUSYGROUP" not in str(e):
+                        raise
 
     # ------------------------------------------------------------ API
-    def submit(self, request: dict, on_final=None) -> Job:
-        gc = self.control.cfg.generators
+    async def submit(self, request: dict, on_final: Callable[[JobView], None] | None = None) -> dict:
+        c = self.control
+        gc = c.cfg.generators
         try:
             spec = JobSpec.from_dict(request, default_backend=gc.default_backend, max_duration_s=gc.max_duration_s)
         except JobError as e:
@@ -203,22 +176,39 @@ class JobBoard:
         if spec.backend not in gc.allowed_backends():
             raise JackgenError(f"the {spec.backend} backend is turned off here (generators.workers / "
                                f"generators.musicgen_enabled in the config)")
-        w = self.workers.get(spec.backend)
-        if w is not None and w.fatal:  # it said it cannot load: it is not restarted either
-            raise Unavailable(f"the {spec.backend} backend cannot run here: {w.fatal}")
         jid = new_job_id()
         takes = [jid] if spec.variations == 1 else [f"{jid}-{k + 1}" for k in range(spec.variations)]
-        job = Job(jid, spec, takes)
+        now = time.time()
+        k = self.keys
+        h = {"id": jid, "backend": spec.backend, "priority": spec.priority, "status": "queued",
+             "spec": json.dumps(spec.to_dict()), "takes": json.dumps(takes), "session": c.session,
+             "rate": str(c.sample_rate or 48000), "submitted_at": repr(now), "attempts": "0", "fence": "0",
+             "track": "" if spec.track is None else str(spec.track), "host": Q.host_id()}
+        ev = Q.event_json("queued", jid, "queued", backend=spec.backend, priority=spec.priority)
+        try:
+            why = await self.r.get(k.prefix + f"unavailable:{spec.backend}")
+            if why:
+                self.unavailable[spec.backend] = why
+                raise Unavailable(f"the {spec.backend} backend cannot run here: {why}")
+            if await self.r.zcard(k.queued) >= c.cfg.jobs.max_queued:
+                raise Unavailable(f"the job queue is full ({c.cfg.jobs.max_queued} jobs wait; jobs.max_queued): "
+                                  "try again when some have run")
+            p = self.r.pipeline(transaction=True)
+            p.hset(k.job(jid), mapping=h)
+            p.zadd(k.jobs, {jid: now})
+            p.zadd(k.queued, {jid: now})
+            p.xadd(k.job_events(jid), {"e": ev}, maxlen=Q.JOB_EVENTS_MAXLEN, approximate=True)
+            p.xadd(k.events, {"job": jid, "e": ev}, maxlen=Q.EVENTS_MAXLEN, approximate=True)
+            p.xadd(k.queue(spec.backend, spec.priority), {"job": jid, "v": "1"}, maxlen=Q.QUEUE_MAXLEN,
+                   approximate=True)
+            await p.execute()
+        except REDIS_ERRORS as e:
+            raise self._down(e) from None
         if on_final is not None:
-            job.on_final.append(on_final)
-        self.jobs[jid] = job
-        self._trim()
-        heapq.heappush(self._queues[spec.backend], (PRIORITIES[spec.priority], next(self._seq), jid))
-        self._wake[spec.backend].set()
-        self._event(job, {"event": "queued"})
+            self._on_final.setdefault(jid, []).append(on_final)
         log.info("job %s queued: %s %.1f s %r seed %s%s", jid, spec.backend, spec.duration_s, spec.prompt[:60],
                  spec.seed, "" if spec.track is None else f" -> track {spec.track + 1}")
-        return job
+        return {"job_id": jid, "status": "queued", "takes": takes, "seed": spec.seed}
 
     def _check_files(self, spec: JobSpec) -> JobSpec:
         """Files a job names, through the media policy (the workers apply it again): inside the
@@ -231,156 +221,300 @@ class JobBoard:
                 changes[name] = str(media.resolve(raw, what, kind=name, field_name=name))
         return spec.with_(**changes) if changes else spec
 
-    def get(self, job_id: str) -> Job:
-        job = self.jobs.get(job_id)
-        if job is None:
+    async def get(self, job_id: str) -> dict:
+        if not isinstance(job_id, str) or not Q.JOB_ID_RE.match(job_id):
+            raise JackgenError(f"{job_id!r} is not a job id", status=404)
+        try:
+            h = await self.r.hgetall(self.keys.job(job_id))
+        except REDIS_ERRORS as e:
+            raise self._down(e) from None
+        if not h:
             raise JackgenError(f"no job {job_id!r} (jobs are kept for the last {self.max_kept} submissions)",
                                status=404)
-        return job
+        return public(Q.decode_job(h))
 
-    async def cancel(self, job_id: str) -> Job:
-        job = self.get(job_id)
-        if job.status in FINAL:
+    async def list(self, limit: int = 100, dead: bool = False) -> list[dict]:
+        try:
+            if dead:
+                entries = await self.r.xrevrange(self.keys.dead, count=limit)
+                out = []
+                for eid, f in entries:
+                    jid = f.get("job", "")
+                    h = await self.r.hgetall(self.keys.job(jid)) if Q.JOB_ID_RE.match(jid) else {}
+                    out.append({"dead_id": eid, "job_id": jid or None, "backend": f.get("backend"),
+                                "error": f.get("error"), "attempts": int(f.get("attempts") or 0),
+                                "at": float(f.get("t") or 0), **({"job": public(Q.decode_job(h))} if h else {})})
+                return out
+            ids = await self.r.zrevrange(self.keys.jobs, 0, limit - 1)
+            p = self.r.pipeline(transaction=False)
+            for jid in ids:
+                p.hgetall(self.keys.job(jid))
+            rows = await p.execute()
+        except REDIS_ERRORS as e:
+            raise self._down(e) from None
+        return [public(Q.decode_job(h)) for h in reversed(rows) if h]
+
+    async def cancel(self, job_id: str) -> dict:
+        job = await self.get(job_id)
+        if job["status"] in FINAL:
             return job
-        q = self._queues[job.spec.backend]
-        for i, item in enumerate(q):
-            if item[2] == job_id:
-                q.pop(i)
-                heapq.heapify(q)
-                self.finish(job, "cancelled")
-                return job
-        w = self.workers.get(job.spec.backend)
-        if w is not None:
+        k = self.keys
+        ev = Q.event_json("cancelled", job_id, "cancelled")
+        try:
+            before = await self.scripts["cancel"](keys=[k.job(job_id), k.events, k.job_events(job_id), k.queued],
+                                                  args=[job_id, ev, Q.EVENTS_MAXLEN, Q.JOB_EVENTS_MAXLEN])
+        except REDIS_ERRORS as e:
+            raise self._down(e) from None
+        if before == "running" and job.get("worker"):
             with contextlib.suppress(JackgenError):
-                await w.send({"op": "cancel", "id": job_id})
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(job.finished.wait(), 5.0)
-        return job
+                await self.handle(job["worker"]).send({"op": "cancel", "job": job_id})
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                job = await self.get(job_id)
+                if job["status"] in FINAL:
+                    break
+                await asyncio.sleep(0.05)
+            return job
+        return await self.get(job_id)
+
+    async def retry(self, job_id: str) -> dict:
+        job = await self.get(job_id)
+        k = self.keys
+        ev = Q.event_json("queued", job_id, "queued", retried=True)
+        try:
+            r = await self.scripts["retry"](
+                keys=[k.job(job_id), k.events, k.job_events(job_id), k.queued, k.queue(job["backend"], job["priority"]),
+                      k.dead], args=[job_id, ev, Q.EVENTS_MAXLEN, Q.JOB_EVENTS_MAXLEN, Q.QUEUE_MAXLEN, time.time()])
+        except REDIS_ERRORS as e:
+            raise self._down(e) from None
+        if int(r) == 0:
+            raise JackgenError(f"job {job_id} is {job['status']}: only a failed or cancelled job can be retried",
+                               status=409)
+        log.info("job %s queued again (retry asked)", job_id)
+        return await self.get(job_id)
+
+    async def events(self, job_id: str, last_id: str | None = None) -> AsyncIterator[tuple[str, dict]]:
+        """A job's events from after ``last_id`` (all of them without), until its final one."""
+        job = await self.get(job_id)
+        key = self.keys.job_events(job_id)
+        last = last_id if last_id and _entry_id(last_id) else "0-0"
+        while True:
+            try:
+                got = await self.r.xread({key: last}, count=100, block=1000)
+            except REDIS_ERRORS:
+                await asyncio.sleep(1.0)
+                continue
+            for _, entries in got or []:
+                for eid, fields in entries:
+                    last = eid
+                    e = Q.parse_event(fields)
+                    if e is None:
+                        continue
+                    yield eid, e
+                    if e.get("event") in FINAL:
+                        return
+            if not got:
+                job = await self.get(job_id)
+                if job["status"] in FINAL and not await self.r.exists(key):  # its events were trimmed away
+                    yield "0-1", {"event": job["status"], "job_id": job_id, "status": job["status"]}
+                    return
+
+    async def workers(self) -> list[dict]:
+        """The live workers (heartbeat key present) with their registration."""
+        k = self.keys
+        ids = sorted(await self.r.smembers(k.workers))
+        p = self.r.pipeline(transaction=False)
+        for wid in ids:
+            p.hgetall(k.worker(wid))
+            p.pttl(k.alive(wid))
+        res = await p.execute()
+        out, gone = [], []
+        now = time.time()
+        for wid, h, ttl in zip(ids, res[::2], res[1::2]):
+            if ttl is None or ttl < 0 or not h:
+                gone.append(wid)
+                continue
+            hb = float(h.get("heartbeat") or h.get("started_at") or now)
+            self.worker_backends[wid] = (h.get("backends") or "procedural").split(",")[0]
+            out.append({"id": wid, "backend": h.get("backends"), "backends": (h.get("backends") or "").split(","),
+                        "host": h.get("host"), "pid": int(h.get("pid") or 0), "device": h.get("device") or "cpu",
+                        "model": h.get("model"), "remote": h.get("remote") == "1", "busy": h.get("busy") or None,
+                        "jobs_done": int(h.get("jobs_done") or 0), "heartbeat_age_s": round(max(0.0, now - hb), 3)})
+        if gone:
+            p = self.r.pipeline(transaction=False)
+            for wid in gone:
+                p.srem(k.workers, wid)
+                p.delete(k.worker(wid), k.inbox(wid))
+            await p.execute()
+        return out
 
     def queue_length(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        return self.queue_len
 
     def summary(self) -> list[dict]:
-        active = [j for j in self.jobs.values() if j.status not in FINAL]
-        return [{"job_id": j.id, "status": j.status, "backend": j.spec.backend, "progress": round(j.progress, 3),
-                 "track": None if j.spec.track is None else j.spec.track + 1} for j in active]
+        """The jobs not yet over, as their events tell (no Redis call: status must answer with Redis gone)."""
+        return list(self.active.values())
 
-    def subscribe(self, job: Job) -> asyncio.Queue:
-        q: asyncio.Queue = asyncio.Queue(maxsize=1000)
-        for e in job.events:
-            q.put_nowait(e)
-        job.listeners.add(q)
-        return q
-
-    # ------------------------------------------------------------ dispatch
-    async def _dispatch(self, backend: str) -> None:
-        q, wake = self._queues[backend], self._wake[backend]
+    # ------------------------------------------------------------ loops
+    async def _monitor_loop(self) -> None:
+        """Every second: Redis reachable? the live workers, the queue length, backends that cannot run,
+        streams whose worker stopped its heartbeat; every minute, old jobs trimmed."""
+        last_trim = 0.0
         while True:
-            if not q:
-                wake.clear()
-                await wake.wait()
-                continue
-            _, _, jid = heapq.heappop(q)
-            job = self.jobs.get(jid)
-            if job is None or job.status in FINAL:
-                continue
             try:
-                await self._run(job)
+                await self.r.ping()
+                if not self.ok:
+                    await self.ensure_groups()
+                    if self._down_logged:
+                        log.warning("Redis at %s is reachable again", self.url)
+                    self._down_logged = False
+                self.ok, self.error = True, None
+                self.workers_seen = await self.workers()
+                self.queue_len = int(await self.r.zcard(self.keys.queued))
+                self.unavailable = await self._unavailable()
+                self._check_producers()
+                if time.monotonic() - last_trim > 60:
+                    last_trim = time.monotonic()
+                    await self._trim()
             except asyncio.CancelledError:
                 raise
-            except JackgenError as e:
-                self.finish(job, "failed", error=str(e))
-            except Exception as e:
-                log.exception("job %s could not be dispatched", jid)
-                self.finish(job, "failed", error=f"internal error: {e}")
+            except REDIS_ERRORS as e:
+                if not self._down_logged:
+                    log.error("Redis at %s is not reachable (%s): new jobs are refused until it is back", self.url, e)
+                    self._down_logged = True
+                self.ok, self.error = False, str(e)
+            except Exception:
+                log.exception("job monitor")
+            await asyncio.sleep(1.0)
 
-    async def _run(self, job: Job) -> None:
+    async def _unavailable(self) -> dict[str, str]:
+        out = {}
+        for b in ("procedural", "fluidsynth", "musicgen"):
+            why = await self.r.get(self.keys.prefix + f"unavailable:{b}")
+            if why:
+                out[b] = why
+        return out
+
+    def _check_producers(self) -> None:
+        live = {w["id"] for w in self.workers_seen}
         c = self.control
-        w = self.worker(job.spec.backend)
-        try:
-            await asyncio.wait_for(w.ready.wait(), c.cfg.generators.worker_start_timeout_s)
-        except asyncio.TimeoutError:
-            raise Unavailable(f"the {job.spec.backend} worker did not start within "
-                              f"{c.cfg.generators.worker_start_timeout_s:.0f} s") from None
-        if w.fatal:
-            raise Unavailable(f"the {job.spec.backend} backend cannot run here: {w.fatal}")
-        stream = None
-        t = job.spec.track
-        if t is not None:
-            if not c.sample_rate:
-                raise Unavailable("the engine is not running (no sample rate): cannot stream to a track")
-            job.epoch = await c.claim_track(t, producer=w, source=f"job {job.id}", stream_id=job.id)
-            stream = {"track": t, "epoch": job.epoch,
-                      "prefill_frames": int(c.cfg.generators.prefill_ms * 1e-3 * c.sample_rate),
-                      **c.chain_request(t)}
-        rate = c.sample_rate or 48000
-        w.current = job
-        job.status = "running"
-        try:
-            await w.send({"op": "job", "id": job.id, "spec": job.spec.to_dict(), "takes": job.takes,
-                          "session_dir": str(c.session_dir), "media": c.media.to_dict(), "rate": rate, "stream": stream,
-                          "queued_at": job.submitted_at})
-            self._event(job, {"event": "dispatched", "worker_pid": w.child.pid if w.child else None})
-            await job.finished.wait()
-        finally:
-            w.current = None
+        for s in list(getattr(c, "streams", {}).values()):
+            p = s.producer
+            if isinstance(p, WorkerHandle) and not s.finished.is_set() and p.id not in live:
+                c.check_crumb(f"worker-{self.worker_backends.get(p.id, 'procedural')}", None)
+                c.abort_streams_of(p)
 
-    # ------------------------------------------------------------ worker events
-    def on_worker_event(self, job: Job, msg: dict) -> None:
-        ev = msg.get("event")
-        if job.status in FINAL:
+    async def _trim(self) -> None:
+        k = self.keys
+        n = await self.r.zcard(k.jobs)
+        if n <= self.max_kept:
             return
-        if ev == "started":
-            job.status = "running"
-            self._event(job, {"event": "started"})
-        elif ev == "progress":
-            job.progress = float(msg.get("fraction", 0.0))
-            job.audio_s = float(msg.get("audio_s", 0.0))
-            self._event(job, {"event": "progress", "progress": job.progress, "audio_s": job.audio_s})
-        elif ev == "done":
-            job.outputs = msg.get("takes") or []
-            job.timings.update(msg.get("timings") or {})
-            job.info = msg.get("info") or {}
-            job.progress = 1.0
-            self.finish(job, "done")
-        elif ev == "failed":
-            self.finish(job, "failed", error=msg.get("message"))
-        elif ev == "cancelled":
-            self.finish(job, "cancelled")
+        old = await self.r.zrange(k.jobs, 0, n - self.max_kept - 1)
+        p = self.r.pipeline(transaction=False)
+        for jid in old:
+            p.hget(k.job(jid), "status")
+        states = await p.execute()
+        p = self.r.pipeline(transaction=False)
+        for jid, st in zip(old, states):
+            if st is None or st in FINAL:
+                p.delete(k.job(jid), k.job_events(jid))
+                p.zrem(k.jobs, jid)
+        await p.execute()
 
-    def finish(self, job: Job, status: str, error: str | None = None) -> None:
-        if job.status in FINAL:
+    async def _events_loop(self) -> None:
+        last = None  # from the newest entry at start; then each entry's id, so nothing is missed between reads
+        while True:
+            try:
+                if last is None:
+                    newest = await self.r.xrevrange(self.keys.events, count=1)
+                    last = newest[0][0] if newest else "0-0"
+                got = await self.r.xread({self.keys.events: last}, count=200, block=1000)
+            except asyncio.CancelledError:
+                raise
+            except REDIS_ERRORS:
+                await asyncio.sleep(1.0)
+                continue
+            except redis.ResponseError as e:
+                log.error("reading job events: %s", e)
+                await asyncio.sleep(1.0)
+                continue
+            for _, entries in got or []:
+                for eid, fields in entries:
+                    last = eid
+                    e = Q.parse_event(fields)
+                    if e is None:
+                        log.warning("job events: ignored an entry that is not a jackgen event: %.200s", fields)
+                        continue
+                    try:
+                        self._on_event(e)
+                    except Exception:
+                        log.exception("handling job event %.200s", e)
+
+    def _on_event(self, e: dict) -> None:
+        ev = e.get("event")
+        jid = e.get("job_id")
+        if ev in ("primed", "stream_end"):
+            wid = e.get("worker")
+            if isinstance(wid, str) and isinstance(e.get("track"), int) and isinstance(e.get("epoch"), int):
+                self.control.on_stream_event(self.handle(wid), e)
             return
-        job.status = status
-        job.error = error
-        if status == "failed":
-            log.error("job %s failed: %s", job.id, error)
-        else:
-            log.info("job %s %s%s", job.id, status,
-                     f": {', '.join(o['path'] for o in job.outputs)}" if job.outputs else "")
-        self._event(job, {"event": status, **({"error": error} if error else {}),
-                          **({"outputs": job.outputs} if job.outputs else {})})
-        job.finished.set()
-        for cb in job.on_final:
-            with contextlib.suppress(Exception):
-                cb(job)
-
-    def _event(self, job: Job, e: dict) -> None:
-        e = {"job_id": job.id, "status": job.status, "t": round(time.time(), 3), **e}
-        if e["event"] != "progress" or not job.events or job.events[-1]["event"] != "progress":
-            job.events.append(e)
-        else:
-            job.events[-1] = e  # keep one progress event in the history, not hundreds
-        for q in list(job.listeners):
-            with contextlib.suppress(asyncio.QueueFull):
-                q.put_nowait(e)
+        if not isinstance(jid, str):
+            return
+        if ev == "started" and isinstance(e.get("track"), int) and isinstance(e.get("worker"), str):
+            asyncio.create_task(self._grant(jid, e))
+        if ev in FINAL:
+            self.active.pop(jid, None)
+        elif ev != "retried" or e.get("status") == "retrying":
+            a = self.active.setdefault(jid, {"job_id": jid, "status": "queued", "backend": e.get("backend"),
+                                             "progress": 0.0, "track": None})
+            a["status"] = e.get("status") or a["status"]
+            if "progress" in e:
+                a["progress"] = round(float(e["progress"]), 3)
+            if isinstance(e.get("track"), int):
+                a["track"] = e["track"] + 1
+            if len(self.active) > 10_000:  # events of jobs whose end was never seen (control was down)
+                self.active.pop(next(iter(self.active)))
+        view = JobView(jid, str(e.get("status")), float(e.get("progress") or (1.0 if ev == "done" else 0.0)),
+                       e.get("error"))
         for listener in self.listeners:
             with contextlib.suppress(Exception):
-                listener(job, e)
+                listener(view, e)
+        if ev in FINAL:
+            for cb in self._on_final.pop(jid, []):
+                with contextlib.suppress(Exception):
+                    cb(view)
 
-    def _trim(self) -> None:
-        if len(self.jobs) <= self.max_kept:
-            return
-        for jid in [j.id for j in self.jobs.values() if j.status in FINAL][: len(self.jobs) - self.max_kept]:
-            del self.jobs[jid]
+    async def _grant(self, jid: str, e: dict) -> None:
+        """A worker has started a job for a track: claim the track, and tell the worker where to write."""
+        c = self.control
+        t = int(e["track"])
+        w = self.handle(e["worker"])
+        try:
+            if not c.sample_rate or c.rings is None or not 0 <= t < len(c.tracks):
+                await w.send({"op": "no_stream", "job": jid, "reason": "the engine is not running"})
+                return
+            take = e.get("take")
+            take_path = str(c.session_dir / "audio_gen" / f"{take}.{e.get('format') or 'wav'}") if take else None
+            if e.get("remote"):  # its audio comes through Redis: the relay (in the feeder) writes the ring
+                if c.feeder is None:
+                    raise Unavailable("the relay (feeder) is not running")
+                epoch = await c.claim_track(t, producer=None, source=f"job {jid}", stream_id=jid, take=take_path)
+                key = self.keys.audio(jid, str(epoch))
+                c.streams[t].relay_key = key
+                await c.feeder.send({"op": "relay", "id": jid, "track": t, "epoch": epoch, "rate": c.sample_rate,
+                                     "prefill_frames": int(c.cfg.generators.prefill_ms * 1e-3 * c.sample_rate),
+                                     "key": key, **c.chain_request(t)})
+                await w.send({"op": "stream", "job": jid, "track": t, "epoch": epoch, "relay_key": key})
+                return
+            epoch = await c.claim_track(t, producer=w, source=f"job {jid}", stream_id=jid, take=take_path)
+            await w.send({"op": "stream", "job": jid, "track": t, "epoch": epoch,
+                          "prefill_frames": int(c.cfg.generators.prefill_ms * 1e-3 * c.sample_rate),
+                          "instance": c.cfg.instance, "host": Q.host_id(), "rings_id": c.rings_id,
+                          **c.chain_request(t)})
+        except JackgenError as err:
+            log.error("job %s: cannot stream into track %d: %s", jid, t + 1, err)
 
+
+def _entry_id(s: str) -> bool:
+    a, _, b = s.partition("-")
+    return a.isdigit() and (b == "" or b.isdigit())

@@ -1,0 +1,155 @@
+"""``jackgen run``: a small supervisor that owns every process of one jackgen instance.
+
+It starts, in order, the embedded redis-server (when no ``[redis] url`` is set), control (which
+runs the engine and the feeder), and the local generator workers (``generators.workers``; a
+backend in ``generators.start_on_demand``, musicgen by default, gets a worker when its first job waits).
+Whichever dies is restarted with back-off while the others go on: control can be killed while a
+job streams, and the worker finishes the job. Each child gets SIGTERM if the supervisor dies
+(``PR_SET_PDEATHSIG``), so no orphan is left; on SIGTERM or Ctrl-C it stops control first, then the
+workers, then Redis. Under systemd each part is its own unit instead and systemd supervises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from jackgen.common.children import ChildProcess, self_argv
+from jackgen.common.link import EXIT_UNAVAILABLE
+from jackgen.daemon.config import Config
+
+log = logging.getLogger("jackgen.supervisor")
+
+
+class Supervisor:
+    def __init__(self, cfg: Config, config_path: str | None, session: str | None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.session = session
+        self.redis: ChildProcess | None = None
+        self.control: ChildProcess | None = None
+        self.workers: dict[str, ChildProcess] = {}
+        self.stopped = asyncio.Event()  # control cannot run (port in use, instance taken): everything stops
+        self.exit_code = 0
+
+    def _child(self, role: str, argv: list[str], **kw) -> ChildProcess:
+        s = self.cfg.supervisor
+        return ChildProcess(role, argv, s.restart_delay_s, s.max_restart_delay_s, die_with_parent=True,
+                            new_session=True, **kw)
+
+    def _args(self) -> list[str]:
+        return ["--config", self.config_path] if self.config_path else []
+
+    def start_worker(self, backend: str) -> None:
+        if backend in self.workers:
+            return
+        w = self._child(f"worker {backend}", self_argv("worker", backend, *self._args(), "--instance", self.cfg.instance),
+                        no_restart_codes=(EXIT_UNAVAILABLE,))
+        self.workers[backend] = w
+        w.start()
+
+    async def start(self) -> None:
+        from jackgen.daemon.jobs.redisserver import answers, embedded_argv, wait_until_answers
+
+        cfg = self.cfg
+        if cfg.redis_embedded:
+            sock = cfg.redis_socket
+            if answers(sock):
+                log.warning("a redis-server already answers on %s (a jackgen-redis service, or one left by a "
+                            "killed run); using it", sock)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    sock.unlink()
+                self.redis = self._child("redis", embedded_argv(cfg))
+                self.redis.start()
+                if not await asyncio.to_thread(wait_until_answers, sock, 15.0):
+                    log.error("the embedded redis-server did not answer on %s within 15 s", sock)
+            log.info("embedded Redis on unix://%s (data in %s)", sock, cfg.redis_dir)
+        await self._clear_unavailable()
+        extra = ["--session", self.session] if self.session else []
+        self.control = self._child("control", self_argv("control", "--with-engine", *self._args(), *extra),
+                                   no_restart_codes=(2,), on_exit=self._on_control_exit)
+        self.control.start()
+        for b in cfg.generators.workers:
+            self.start_worker(b)
+
+    async def _on_control_exit(self, child: ChildProcess, code: int) -> None:
+        if child.disabled:
+            log.error("control cannot run (exit code %d, see above); stopping", code)
+            self.exit_code = code
+            self.stopped.set()
+
+    async def _clear_unavailable(self) -> None:
+        """A new run gives every backend a new chance to load."""
+        import redis.asyncio as aioredis
+
+        r = aioredis.Redis.from_url(self.cfg.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            await r.delete(*(f"jackgen:{self.cfg.instance}:unavailable:{b}"
+                             for b in self.cfg.generators.allowed_backends()))
+        except Exception as e:
+            log.warning("cannot reach Redis at %s yet: %s", self.cfg.redis_url, e)
+        finally:
+            await r.aclose()
+
+    async def lazy_workers(self) -> None:
+        """A job waits for an allowed backend that has no worker here: start one."""
+        import redis.asyncio as aioredis
+
+        from jackgen.bridge import jobqueue as Q
+
+        keys = Q.Keys(self.cfg.instance)
+        r = aioredis.Redis.from_url(self.cfg.redis_url, decode_responses=True, socket_timeout=2,
+                                    socket_connect_timeout=2)
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                g = self.cfg.generators
+                for b in g.start_on_demand:
+                    if b in self.workers or b not in g.allowed_backends():
+                        continue
+                    with contextlib.suppress(Exception):
+                        for p in Q.PRIORITY_NAMES:
+                            s = keys.queue(b, p)
+                            groups = await r.xinfo_groups(s)
+                            last = next((x["last-delivered-id"] for x in groups if x["name"] == b), "0-0")
+                            if await r.xrange(s, f"({last}", "+", count=1):
+                                log.info("a %s job waits: starting a %s worker", b, b)
+                                self.start_worker(b)
+                                break
+        finally:
+            await r.aclose()
+
+    async def stop(self) -> None:
+        if self.control:
+            await self.control.stop(timeout_s=20.0)
+        await asyncio.gather(*(w.stop(timeout_s=10.0) for w in self.workers.values()))
+        if self.redis:
+            await self.redis.stop(timeout_s=10.0)
+            with contextlib.suppress(OSError):
+                self.cfg.redis_socket.parent.rmdir()  # the runtime folder, once empty
+
+
+async def supervise(cfg: Config, config_path: str | None, session: str | None) -> int:
+    from jackgen.common.sdnotify import notify
+
+    sup = Supervisor(cfg, config_path, session)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await sup.start()
+    notify("READY=1")
+    lazy = asyncio.create_task(sup.lazy_workers())
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(sup.stopped.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    log.info("stopping: control, then the workers, then Redis")
+    lazy.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await lazy
+    await sup.stop()
+    return sup.exit_code
