@@ -17,8 +17,10 @@ rendering, the same in both). ``ratio`` divides redis by memory.
 
 The relay: ``--streams`` senders each push a real-time stereo stream (1024-frame chunks at the
 engine's pace, 48 kHz) through Redis while ``relay_chunks`` readers take them off, as the relay
-does. ``relay.latency_ms`` is from the sender's XADD to the reader having the chunk; a chunk that
-arrives after its playback deadline (100 ms of prefill, ``generators.prefill_ms``) is an underrun.
+does. ``relay.latency_ms`` is from the sender's XADD (its timestamp in the entry) to the reader having the
+chunk; the senders run in another process, as remote workers would; a chunk that
+arrives after the engine would have played it (playback starts once 100 ms are in, as with
+``generators.prefill_ms``) is an underrun.
 """
 
 from __future__ import annotations
@@ -167,13 +169,21 @@ async def bench_redis_async(n: int, folder: Path, url: str) -> dict:
         jid = (await board.submit({"prompt": "x", "duration": 0.5, "seed": k}))["job_id"]
         while jid not in done:
             got.clear()
-            await got.wait()
+            try:
+                await asyncio.wait_for(got.wait(), 30)
+            except asyncio.TimeoutError:
+                raise RuntimeError(f"job {jid} never reported done: {await board.get(jid)}") from None
         lat.append((started[jid] - t0) * 1000)
     t0 = time.time()
     ids = [(await board.submit({"prompt": "x", "duration": 0.5, "seed": k}))["job_id"] for k in range(n)]
     while not all(j in done for j in ids):
         got.clear()
-        await got.wait()
+        try:
+            await asyncio.wait_for(got.wait(), 30)
+        except asyncio.TimeoutError:
+            missing = [j for j in ids if j not in done]
+            raise RuntimeError(f"{len(missing)} jobs never reported done, e.g. {missing[:3]}: "
+                               f"{[await board.get(j) for j in missing[:1]]}") from None
     rate = n / (max(done[j] for j in ids) - t0)
     w.terminate()
     w.wait(10)
@@ -182,57 +192,73 @@ async def bench_redis_async(n: int, folder: Path, url: str) -> dict:
 
 
 # ---------------------------------------------------------------------------- relay
+SENDERS = r"""
+import sys, threading, time
+import numpy as np
+import redis
+from jackgen.generators.relay import encode_chunk
+url, streams, seconds, rate, chunk, t_start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+def sender(s):
+    r = redis.Redis.from_url(url)
+    key = f"jackgen:bench:audio:s{s}:1"
+    frames = np.random.default_rng(s).standard_normal((chunk, 2)).astype(np.float32) * 0.1
+    for k in range(int(seconds * rate / chunk)):
+        due = t_start + k * chunk / rate
+        while (d := due - time.time()) > 0:
+            time.sleep(min(d, 0.002))
+        r.xadd(key, encode_chunk(k * chunk, frames, rate))
+    r.xadd(key, {"eos": 1})
+ts = [threading.Thread(target=sender, args=(s,)) for s in range(streams)]
+[t.start() for t in ts]; [t.join() for t in ts]
+"""
+
+
 def bench_relay(url: str, streams: int, seconds: float, rate: int = 48000, chunk: int = 1024,
                 prefill_s: float = 0.1) -> dict:
+    """Senders in another process (as remote workers are), readers here as in the relay."""
     import redis
 
-    from jackgen.generators.relay import encode_chunk, relay_chunks
+    from jackgen.generators.relay import relay_chunks
 
-    sent: dict[tuple[int, int], float] = {}
     lat: list[float] = []
     late = [0]
     counters: list[dict] = [{} for _ in range(streams)]
-    t_start = time.monotonic() + 0.5
+    t_start = time.time() + 1.0
     lock = threading.Lock()
-
-    def sender(s: int) -> None:
-        r = redis.Redis.from_url(url)
-        key = f"jackgen:bench:audio:s{s}:1"
-        r.delete(key)
-        frames = np.random.default_rng(s).standard_normal((chunk, 2)).astype(np.float32) * 0.1
-        n = int(seconds * rate / chunk)
-        for k in range(n):
-            due = t_start + k * chunk / rate
-            while (d := due - time.monotonic()) > 0:
-                time.sleep(min(d, 0.002))
-            with lock:
-                sent[(s, k * chunk)] = time.monotonic()
-            r.xadd(key, encode_chunk(k * chunk, frames, rate))
-        r.xadd(key, {"eos": 1})
+    r0 = redis.Redis.from_url(url)
+    for s in range(streams):
+        r0.delete(f"jackgen:bench:audio:s{s}:1")
 
     def reader(s: int) -> None:
         r = redis.Redis.from_url(url)
         key = f"jackgen:bench:audio:s{s}:1"
         pos = 0
-        for a, last in relay_chunks(r, key, rate, counters[s], lambda: False):
-            now = time.monotonic()
+        t_play = None  # the engine starts the track once the prefill is in the ring
+        prefill = int(prefill_s * rate)
+
+        def seen(dt: float) -> None:
+            with lock:
+                lat.append(dt * 1000)
+
+        for a, last in relay_chunks(r, key, rate, counters[s], lambda: False, observe=seen):
+            now = time.time()
             if a.shape[0]:
-                with lock:
-                    t_sent = sent.get((s, pos))
-                if t_sent is not None:
-                    lat.append((now - t_sent) * 1000)
-                if now > t_start + pos / rate + prefill_s:  # the engine would have wanted it already
-                    late[0] += 1
+                if t_play is None and pos + a.shape[0] >= prefill:
+                    t_play = now
+                elif t_play is not None and now > t_play + pos / rate:  # frame pos plays at t_play + pos/rate
+                    late[0] += 1  # the engine wanted these frames before they came
                 pos += a.shape[0]
             if last:
                 return
 
     threads = [threading.Thread(target=reader, args=(s,)) for s in range(streams)]
-    threads += [threading.Thread(target=sender, args=(s,)) for s in range(streams)]
     for t in threads:
         t.start()
+    snd = subprocess.Popen([sys.executable, "-c", SENDERS, url, str(streams), str(seconds), str(rate), str(chunk),
+                            repr(t_start)])
     for t in threads:
         t.join()
+    snd.wait(30)
     gaps = sum(c.get("gaps", 0) for c in counters)
     return {"streams": streams, "channels": 2, "seconds": seconds, "chunk_frames": chunk,
             "latency_ms": pct(lat), "gaps": gaps, "bad_entries": sum(c.get("bad", 0) for c in counters),

@@ -250,7 +250,7 @@ publish(ARGV[1], ARGV[2], KEYS[2], KEYS[3], ARGV[3], ARGV[4])
 return 1
 """
 
-# take the next job: KEYS the queue streams in priority order. ARGV consumer, now (ms), starve (ms), then one
+# take the next job: KEYS the queue streams in priority order. ARGV consumer, (unused), starve (ms), then one
 # group name per stream. -> {stream, id, {fields}} or {'', last ids...} (the newest entry id of each
 # stream, for the blocking wait that follows). A stream's oldest undelivered entry that has waited
 # starve ms goes first, whatever its priority (oldest first).
@@ -274,7 +274,8 @@ local function next_undelivered(i)
 end
 local order = {}
 local aged = {}
-local now, starve = tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')  -- the server's clock, which stamped the entry ids (workers' clocks may differ)
+local now, starve = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), tonumber(ARGV[3])
 for i = 1, n do
   local id = next_undelivered(i)
   if id then
@@ -300,7 +301,22 @@ end
 return last
 """
 
-SCRIPTS = {"take": TAKE, "claim": CLAIM, "fenced": FENCED, "renew": RENEW, "dead": DEAD, "cancel": CANCEL, "retry": RETRY}
+# submit: KEYS job, events, jobev, queued, jobs, queue stream, unavailable flag.
+# ARGV jid, now, event, max queued, maxev, maxjob, maxqueue, npairs, k, v, ... -> 'ok', 'full', or why the
+# backend cannot run (one round trip: the checks and the writes together)
+SUBMIT = _HELPERS + """
+local why = redis.call('GET', KEYS[7])
+if why then return 'unavailable:' .. why end
+if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[4]) then return 'full' end
+set_pairs(KEYS[1], ARGV, 8)
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+publish(ARGV[1], ARGV[3], KEYS[2], KEYS[3], ARGV[5], ARGV[6])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*', 'job', ARGV[1], 'v', '1')
+return 'ok'
+"""
+
+SCRIPTS = {"submit": SUBMIT, "take": TAKE, "claim": CLAIM, "fenced": FENCED, "renew": RENEW, "dead": DEAD, "cancel": CANCEL, "retry": RETRY}
 
 
 def pairs(fields: dict) -> list:

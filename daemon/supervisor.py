@@ -1,8 +1,9 @@
 """``jackgen run``: a small supervisor that owns every process of one jackgen instance.
 
-It starts, in order, the embedded redis-server (when no ``[redis] url`` is set), control (which
-runs the engine and the feeder), and the local generator workers (``generators.workers``; a
-backend in ``generators.start_on_demand``, musicgen by default, gets a worker when its first job waits).
+It starts, in order, the embedded redis-server (when no ``[redis] url`` is set), the local
+generator workers (``generators.workers``, which load their models while the rest starts; a
+backend in ``generators.start_on_demand``, musicgen by default, gets a worker when its first job
+waits), and control (which runs the engine and the feeder).
 Whichever dies is restarted with back-off while the others go on: control can be killed while a
 job streams, and the worker finishes the job. Each child gets SIGTERM if the supervisor dies
 (``PR_SET_PDEATHSIG``), so no orphan is left; on SIGTERM or Ctrl-C it stops control first, then the
@@ -68,12 +69,12 @@ class Supervisor:
                     log.error("the embedded redis-server did not answer on %s within 15 s", sock)
             log.info("embedded Redis on unix://%s (data in %s)", sock, cfg.redis_dir)
         await self._clear_unavailable()
+        for b in cfg.generators.workers:  # first: they need only Redis, and load their models meanwhile
+            self.start_worker(b)
         extra = ["--session", self.session] if self.session else []
         self.control = self._child("control", self_argv("control", "--with-engine", *self._args(), *extra),
                                    no_restart_codes=(2,), on_exit=self._on_control_exit)
         self.control.start()
-        for b in cfg.generators.workers:
-            self.start_worker(b)
 
     async def _on_control_exit(self, child: ChildProcess, code: int) -> None:
         if child.disabled:
@@ -135,12 +136,26 @@ class Supervisor:
 async def supervise(cfg: Config, config_path: str | None, session: str | None) -> int:
     from jackgen.common.sdnotify import notify
 
+    from jackgen.bridge.ring import InstanceLock, RingError
+
+    lock = InstanceLock(cfg.instance)  # another jackgen of this instance: say so before starting anything
+    try:
+        lock.acquire()
+    except RingError as e:
+        log.error("%s", e)
+        return 2
+    lock.release()
     sup = Supervisor(cfg, config_path, session)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await sup.start()
+    try:
+        await sup.start()
+    except FileNotFoundError as e:  # no redis-server
+        log.error("%s", e)
+        await sup.stop()
+        return 2
     notify("READY=1")
     lazy = asyncio.create_task(sup.lazy_workers())
     waits = [asyncio.create_task(stop.wait()), asyncio.create_task(sup.stopped.wait())]

@@ -119,7 +119,7 @@ class QueueWorker:
                 if self._down_since is None:
                     self._down_since = time.monotonic()
                     log.error("Redis at %s is not reachable (%s); retrying every second", self.url, e)
-                if not forever:
+                if not forever or self.stop.is_set():  # stopping: what is unsaid is reclaimed later
                     raise
                 time.sleep(1.0)
 
@@ -164,10 +164,16 @@ class QueueWorker:
             while not self.stop.is_set():
                 try:
                     item = self._reclaim() or self._take(block_ms=1000)
+                    if self._down_since is not None:
+                        log.warning("Redis at %s is back after %.1f s", self.url, time.monotonic() - self._down_since)
+                        self._down_since = None
                     if item is not None:
                         self._process(*item)
-                except (redis.ConnectionError, redis.TimeoutError):
-                    self._call(lambda: self.r.ping(), forever=True)
+                except (redis.ConnectionError, redis.TimeoutError) as e:
+                    if self._down_since is None:
+                        self._down_since = time.monotonic()
+                        log.error("Redis at %s is not reachable (%s); retrying every second", self.url, e)
+                    self.stop.wait(1.0)
                 except redis.ResponseError as e:
                     if "NOGROUP" in str(e):  # a wiped Redis: make the groups again
                         self.ensure_groups()
@@ -685,6 +691,9 @@ def run_queue_worker(url: str, instance: str, backend_names: list[str], options:
     signal.signal(signal.SIGINT, on_signal)
     try:
         return w.run()
+    except redis.RedisError as e:  # stopped while Redis was gone
+        log.warning("stopped without Redis (%s)", e)
+        return 0
     finally:
         for b in backends.values():
             b.close()

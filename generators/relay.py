@@ -48,7 +48,8 @@ class RelayError(RuntimeError):
 
 def encode_chunk(pos: int, frames: np.ndarray, rate: int) -> dict:
     a = np.ascontiguousarray(frames, dtype="<f4")
-    return {"pos": pos, "frames": a.shape[0], "rate": rate, "ch": a.shape[1], "data": a.tobytes()}
+    return {"pos": pos, "frames": a.shape[0], "rate": rate, "ch": a.shape[1], "data": a.tobytes(),
+            "sent": repr(time.time())}
 
 
 def _field(f: dict, name: str):
@@ -57,8 +58,11 @@ def _field(f: dict, name: str):
 
 
 def relay_chunks(r, key: str, rate: int, counters: dict, should_stop: Callable[[], bool],
-                 stall_s: float = STALL_S) -> Iterator[tuple[np.ndarray, bool]]:
-    """A remote stream's chunks, in order, gaps filled with silence (for ``RingFeed.run``)."""
+                 stall_s: float = STALL_S, observe: Callable[[float], None] | None = None,
+                 ) -> Iterator[tuple[np.ndarray, bool]]:
+    """A remote stream's chunks, in order, gaps filled with silence (for ``RingFeed.run``).
+    ``observe(seconds)``: each chunk's transport time (the sender's clock stamped it: across machines
+    it includes their clock difference)."""
     last, expected = "0-0", 0
     heard = time.monotonic()
     max_gap = int(MAX_GAP_S * rate)
@@ -88,6 +92,11 @@ def relay_chunks(r, key: str, rate: int, counters: dict, should_stop: Callable[[
                 counters["bad"] = counters.get("bad", 0) + 1
                 log.warning("relay %s: skipped an entry that does not parse (%s)", key, e)
                 continue
+            if observe is not None and _field(f, "sent") is not None:
+                try:
+                    observe(time.time() - float(_field(f, "sent")))
+                except ValueError:
+                    pass
             if ch == 1:
                 a = np.repeat(a, 2, axis=1)
             if pos > expected:

@@ -173,7 +173,8 @@ def _our_processes() -> list[str]:
     found = []
     for line in out.splitlines()[1:]:
         pid, ppid, args = line.split(None, 2)
-        if ("jackgen:" in args or "-n jackgen-test" in args) and pid != me:
+        ours = "jackgen:" in args or "-n jackgen-test" in args or ("redis-server" in args and TEST_PREFIX in args)
+        if ours and pid != me:
             found.append(line.strip())
     return found
 

@@ -76,6 +76,14 @@ def run_demo(cfg: Config, config_path: str | None, seconds: float) -> int:
         con.print(f"[green]✓[/] jackgen running: engine pid {st['processes']['engine']}, {rate} Hz, "
                   f"{st['block_size']} frames/block, control on {cfg.control_url}")
 
+        deadline = time.monotonic() + 30
+        while not st["workers"] and time.monotonic() < deadline:  # the workers load their SoundFont
+            time.sleep(0.1)
+            st = httpx.get(cfg.control_url + "/api/status", timeout=5).json()
+        rd = st["redis"]
+        workers = ", ".join(f"{w['backend']} (pid {w['pid']})" for w in st["workers"]) or "none yet"
+        embedded = " (embedded, append-only file on)" if rd["embedded"] else ""
+        con.print(f"[green]✓[/] job queue on Redis {rd['url']}{embedded}; workers: {workers}")
         job_req = {"prompt": "chill lofi beat with rhodes", "style": "lofi", "key": "A minor", "bpm": 84,
                    "duration": seconds + 2.0, "track": 1, "seed": 2026}
         r = httpx.post(cfg.control_url + "/api/music-generation", json=job_req, timeout=15)

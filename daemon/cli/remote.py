@@ -215,6 +215,12 @@ def status(a: argparse.Namespace) -> None:
                       Path(t["source"] or t["armed"] or "").name)
     con.print(table)
     con.print("processes: " + ", ".join(f"{k} {v}" for k, v in st["processes"].items()))
+    rd = st.get("redis") or {}
+    ws = st.get("workers") or []
+    con.print(f"queue: Redis {rd.get('url')} {'[green]ok' if rd.get('ok') else '[red]not reachable'}[/]"
+              f"{' (embedded)' if rd.get('embedded') else ''}, {st.get('queue_length', 0)} waiting; workers: "
+              + (", ".join(f"{w['backend']}@{w['host']} pid {w['pid']}{' busy' if w.get('busy') else ''}"
+                           for w in ws) or "none"))
     for j in st.get("jobs", []):
         con.print(f"job {j['job_id']} {j['status']} {j['backend']} {j['progress'] * 100:.0f} %"
                   + (f" -> track {j['track']}" if j["track"] else ""))

@@ -124,6 +124,7 @@ class JobBoard:
         self.active: dict[str, dict] = {}  # job id -> its latest state, while not final
         self._tasks: list[asyncio.Task] = []
         self._down_logged = False
+        self._stopping = False
         gc = control.cfg.generators
         self.max_kept = gc.max_jobs_kept
 
@@ -133,13 +134,17 @@ class JobBoard:
         self._tasks.append(asyncio.create_task(self._monitor_loop(), name="job-monitor"))
 
     async def stop(self) -> None:
+        self._stopping = True  # redis-py may swallow a cancel inside a blocking read: the loops check this too
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        with contextlib.suppress(Exception):
-            await self.r.aclose()
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=3.0)
+            if stuck:
+                log.warning("job board: %s did not stop within 3 s", ", ".join(t.get_name() for t in stuck))
+        try:
+            await asyncio.wait_for(self.r.aclose(), 3.0)
+        except (asyncio.TimeoutError, Exception) as e:
+            log.warning("job board: closing the Redis connections: %s", e or "timed out")
 
     def handle(self, wid: str) -> WorkerHandle:
         h = self.handles.get(wid)
@@ -186,24 +191,20 @@ class JobBoard:
              "track": "" if spec.track is None else str(spec.track), "host": Q.host_id()}
         ev = Q.event_json("queued", jid, "queued", backend=spec.backend, priority=spec.priority)
         try:
-            why = await self.r.get(k.prefix + f"unavailable:{spec.backend}")
-            if why:
-                self.unavailable[spec.backend] = why
-                raise Unavailable(f"the {spec.backend} backend cannot run here: {why}")
-            if await self.r.zcard(k.queued) >= c.cfg.jobs.max_queued:
-                raise Unavailable(f"the job queue is full ({c.cfg.jobs.max_queued} jobs wait; jobs.max_queued): "
-                                  "try again when some have run")
-            p = self.r.pipeline(transaction=True)
-            p.hset(k.job(jid), mapping=h)
-            p.zadd(k.jobs, {jid: now})
-            p.zadd(k.queued, {jid: now})
-            p.xadd(k.job_events(jid), {"e": ev}, maxlen=Q.JOB_EVENTS_MAXLEN, approximate=True)
-            p.xadd(k.events, {"job": jid, "e": ev}, maxlen=Q.EVENTS_MAXLEN, approximate=True)
-            p.xadd(k.queue(spec.backend, spec.priority), {"job": jid, "v": "1"}, maxlen=Q.QUEUE_MAXLEN,
-                   approximate=True)
-            await p.execute()
+            r = await self.scripts["submit"](
+                keys=[k.job(jid), k.events, k.job_events(jid), k.queued, k.jobs, k.queue(spec.backend, spec.priority),
+                      k.prefix + f"unavailable:{spec.backend}"],
+                args=[jid, now, ev, c.cfg.jobs.max_queued, Q.EVENTS_MAXLEN, Q.JOB_EVENTS_MAXLEN, Q.QUEUE_MAXLEN,
+                      *Q.pairs(h)])
         except REDIS_ERRORS as e:
             raise self._down(e) from None
+        if r == "full":
+            raise Unavailable(f"the job queue is full ({c.cfg.jobs.max_queued} jobs wait; jobs.max_queued): "
+                              "try again when some have run")
+        if r.startswith("unavailable:"):
+            why = r.split(":", 1)[1]
+            self.unavailable[spec.backend] = why
+            raise Unavailable(f"the {spec.backend} backend cannot run here: {why}")
         if on_final is not None:
             self._on_final.setdefault(jid, []).append(on_final)
         log.info("job %s queued: %s %.1f s %r seed %s%s", jid, spec.backend, spec.duration_s, spec.prompt[:60],
@@ -304,15 +305,13 @@ class JobBoard:
             except REDIS_ERRORS:
                 await asyncio.sleep(1.0)
                 continue
-            for _, entries in got or []:
-                for eid, fields in entries:
-                    last = eid
-                    e = Q.parse_event(fields)
-                    if e is None:
-                        continue
-                    yield eid, e
-                    if e.get("event") in FINAL:
-                        return
+            for eid, e in _events_in(got):
+                last = eid
+                if e is None:
+                    continue
+                yield eid, e
+                if e.get("event") in FINAL:
+                    return
             if not got:
                 job = await self.get(job_id)
                 if job["status"] in FINAL and not await self.r.exists(key):  # its events were trimmed away
@@ -360,7 +359,7 @@ class JobBoard:
         """Every second: Redis reachable? the live workers, the queue length, backends that cannot run,
         streams whose worker stopped its heartbeat; every minute, old jobs trimmed."""
         last_trim = 0.0
-        while True:
+        while not self._stopping:
             try:
                 await self.r.ping()
                 if not self.ok:
@@ -423,7 +422,7 @@ class JobBoard:
 
     async def _events_loop(self) -> None:
         last = None  # from the newest entry at start; then each entry's id, so nothing is missed between reads
-        while True:
+        while not self._stopping:
             try:
                 if last is None:
                     newest = await self.r.xrevrange(self.keys.events, count=1)
@@ -438,17 +437,15 @@ class JobBoard:
                 log.error("reading job events: %s", e)
                 await asyncio.sleep(1.0)
                 continue
-            for _, entries in got or []:
-                for eid, fields in entries:
-                    last = eid
-                    e = Q.parse_event(fields)
-                    if e is None:
-                        log.warning("job events: ignored an entry that is not a jackgen event: %.200s", fields)
-                        continue
-                    try:
-                        self._on_event(e)
-                    except Exception:
-                        log.exception("handling job event %.200s", e)
+            for eid, e in _events_in(got):
+                last = eid
+                if e is None:
+                    log.warning("job events: ignored entry %s, which is not a jackgen event", eid)
+                    continue
+                try:
+                    self._on_event(e)
+                except Exception:
+                    log.exception("handling job event %.200s", e)
 
     def _on_event(self, e: dict) -> None:
         ev = e.get("event")
@@ -513,6 +510,11 @@ class JobBoard:
                           **c.chain_request(t)})
         except JackgenError as err:
             log.error("job %s: cannot stream into track %d: %s", jid, t + 1, err)
+
+
+def _events_in(got) -> list[tuple[str, dict | None]]:
+    """An XREAD answer as (entry id, event or None for an entry that is not one of ours)."""
+    return [(eid, Q.parse_event(fields)) for _, entries in got or [] for eid, fields in entries]
 
 
 def _entry_id(s: str) -> bool:

@@ -195,3 +195,14 @@ def test_redis_killed_and_restarted_mid_queue_loses_and_doubles_nothing(queue, r
     takes = sorted(p.stem for p in (host.session_dir / "audio_gen").glob("*.wav"))
     assert takes == sorted(ids)
     assert not list((host.session_dir / "audio_gen").glob(".*part"))
+
+
+def test_a_worker_stops_when_asked_even_with_redis_gone(queue, redis_server):
+    host, board, w, t = queue()
+    wait_for(lambda: board(board.board.workers()), 10, 0.05, "the worker to register")
+    redis_server.kill()
+    time.sleep(1.5)  # it is retrying by now
+    w.stop.set()
+    t.join(5)
+    assert not t.is_alive()
+    redis_server.start()

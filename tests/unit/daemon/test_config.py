@@ -56,3 +56,21 @@ def test_track_and_number_validation_messages():
         check_finite("gain", float("nan"), -120, 24, "dB")
     with pytest.raises(JackgenError, match="out of range: allowed -120 to 24"):
         check_finite("gain", 30, -120, 24, "dB")
+
+
+def test_redis_url_embedded_default_and_bad_urls(tmp_path, monkeypatch):
+    from jackgen.daemon.config import ConfigError, load_config
+
+    monkeypatch.setenv("JACKGEN_RUNTIME_DIR", str(tmp_path / "run"))
+    cfg = load_config(None, {"instance": "studio", "data_dir": str(tmp_path / "data")})
+    assert cfg.redis_embedded and cfg.redis_url == f"unix://{tmp_path}/run/jackgen/studio/redis.sock"
+    assert cfg.redis_dir == tmp_path / "data" / "redis" / "studio"
+    for url in ("redis://:pw@studio.local:6379/0", "rediss://user:pw@h:6380", "unix:///var/run/redis.sock"):
+        c = load_config(None, {"redis.url": url})
+        assert c.redis_url == url and not c.redis_embedded
+    with pytest.raises(ConfigError, match=r"redis\.url"):
+        load_config(None, {"redis.url": "http://localhost:6379"})
+    with pytest.raises(ConfigError, match=r"redis\.appendfsync"):
+        load_config(None, {"redis.appendfsync": "never"})
+    with pytest.raises(ConfigError, match=r"jobs\.max_attempts"):
+        load_config(None, {"jobs.max_attempts": 0})
