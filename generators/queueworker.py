@@ -276,7 +276,7 @@ class QueueWorker:
             last = h.get("error") or "its worker died"
             self._dead(stream, entry_id, jid, f"gave up after {attempt - 1} attempts: {last}", attempt - 1)
             return
-        ev = Q.event_json("started", jid, "running", worker=self.id, host=self.host.split("/")[0], attempt=attempt,
+        ev = Q.event_json("started", jid, "running", worker=self.id, backend=group, host=self.host.split("/")[0], attempt=attempt,
                           pid=os.getpid(), track=_int_or_none(h.get("track")), take=_first_take(h),
                           format=_spec_format(h), remote=remote)
         cev = Q.event_json("cancelled", jid, "cancelled")
