@@ -32,6 +32,7 @@ class Supervisor:
         self.redis: ChildProcess | None = None
         self.control: ChildProcess | None = None
         self.workers: dict[str, ChildProcess] = {}
+        self._stopping = False
         self.stopped = asyncio.Event()  # control cannot run (port in use, instance taken): everything stops
         self.exit_code = 0
 
@@ -105,7 +106,7 @@ class Supervisor:
         r = aioredis.Redis.from_url(self.cfg.redis_url, decode_responses=True, socket_timeout=2,
                                     socket_connect_timeout=2)
         try:
-            while True:
+            while not self.stopped.is_set() and not self._stopping:
                 await asyncio.sleep(1.0)
                 g = self.cfg.generators
                 for b in g.start_on_demand:
@@ -131,6 +132,7 @@ class Supervisor:
             await self.redis.stop(timeout_s=10.0)
             with contextlib.suppress(OSError):
                 self.cfg.redis_socket.parent.rmdir()  # the runtime folder, once empty
+        log.info("stopped")
 
 
 async def supervise(cfg: Config, config_path: str | None, session: str | None) -> int:
@@ -163,8 +165,8 @@ async def supervise(cfg: Config, config_path: str | None, session: str | None) -
     for w in waits:
         w.cancel()
     log.info("stopping: control, then the workers, then Redis")
-    lazy.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await lazy
+    sup._stopping = True
+    lazy.cancel()  # redis-py can swallow a cancel inside a command: never wait on it for long
+    await asyncio.wait({lazy}, timeout=2.0)
     await sup.stop()
     return sup.exit_code

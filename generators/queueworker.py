@@ -55,7 +55,7 @@ class WorkerSettings:
     max_attempts: int = 3
     retry_backoff_s: float = 2.0
     starve_s: float = 60.0
-    grant_timeout_s: float = 3.0  # how long a job for a track waits for control's stream grant
+    grant_timeout_s: float = 10.0  # how long a job for a track waits for control's stream grant (it renders meanwhile)
     max_speed: float = 0.0
     max_duration_s: float = 600.0
 
@@ -71,6 +71,7 @@ class Running:
     cancelled: bool = False
     grant: dict | None = None
     granted: threading.Event = field(default_factory=threading.Event)
+    granted_at: float = 0.0
     remote: bool = False  # audio and takes go through Redis to the engine's host
     session: str = ""
 
@@ -338,11 +339,18 @@ class QueueWorker:
                 except Exception as e:
                     raise JobError(str(e)) from None
 
-        def grant() -> dict | None:
-            if not run.granted.wait(self.s.grant_timeout_s):
+        asked = time.monotonic()
+
+        def grant(block_s: float | None) -> dict | None | bool:
+            left = self.s.grant_timeout_s - (time.monotonic() - asked)
+            if not run.granted.wait(max(0.0, left if block_s is None else min(block_s, left))):
+                if block_s is not None and left > 0:
+                    return False
                 log.warning("job %s: no stream grant from control within %.0f s; rendering the take only",
                             run.jid, self.s.grant_timeout_s)
                 return None
+            if run.granted_at - asked > 0.5:
+                log.info("job %s: control's stream grant came after %.1f s", run.jid, run.granted_at - asked)
             return run.grant
 
         return JobOrder(run.jid, parsed, takes, session_dir, rate, media, run.fence,
@@ -545,6 +553,7 @@ class QueueWorker:
                                        "message": "the job was no longer running here"})
                 return
             run.grant = msg if op == "stream" else None
+            run.granted_at = time.monotonic()
             run.granted.set()
         elif op == "stop_stream":
             threading.Thread(target=self.runner.stop_stream, args=(int(msg["track"]),), daemon=True).start()

@@ -179,7 +179,9 @@ class JobOrder:
     fence: int = 0
     queued_at: float = 0.0
     track: int | None = None  # 0-based
-    grant: Callable[[], dict | None] = lambda: None  # waits for control's stream grant (or None: no stream)
+    # control's stream grant: grant(block_s) -> the grant, None (no stream), or False (not yet; block_s=None
+    # waits until its timeout)
+    grant: Callable[[float | None], dict | None | bool] = lambda block_s: None
     check: Callable[[], None] = lambda: None  # raises LostClaim when the claim is gone
     extra: dict = field(default_factory=dict)
 
@@ -250,10 +252,24 @@ class JobRunner:
         rate = order.rate
         audio_dir = order.session_dir / "audio_gen"
         pump = None
-        if order.track is not None:
-            grant = order.grant()
+        waiting = order.track is not None  # for control's stream grant; chunks are kept until it comes
+        held: list[np.ndarray] = []
+
+        def attach(block_s: float) -> None:
+            nonlocal pump, waiting
+            grant = order.grant(block_s)
+            if grant is False:  # not yet
+                return
+            waiting = False
             if grant is not None:
                 pump = self._pump_for(order, grant)
+                if pump is not None:
+                    for c in held:
+                        pump.put(c)
+            held.clear()
+
+        if waiting:
+            attach(0.0)
         last_progress = [0.0]
         audio_frames = [0]
 
@@ -280,7 +296,10 @@ class JobRunner:
                     if first_audio_s is None and chunk.shape[0]:
                         first_audio_s = time.perf_counter() - t0
                         publish("first-audio", {"first_audio_s": round(first_audio_s, 4)})
-                    if pump is not None:
+                    if waiting:
+                        held.append(chunk)
+                        attach(0.0)
+                    elif pump is not None:
                         pump.put(chunk)
                     if self.max_speed > 0:
                         self._throttle(t0, audio_frames[0] / rate / self.max_speed, should_stop)
@@ -296,6 +315,8 @@ class JobRunner:
             if pump is not None:
                 pump.cancel(wait=False)
             return {"cancelled": True, "writers": {}}
+        if waiting:
+            attach(None)  # rendered before the grant came: wait for it (up to its timeout), then stream
         if pump is not None:
             pump.put(None)
         done_s = time.perf_counter() - t0
