@@ -281,16 +281,25 @@ class QueueWorker:
                           pid=os.getpid(), track=_int_or_none(h.get("track")), take=_first_take(h),
                           format=_spec_format(h), remote=remote)
         cev = Q.event_json("cancelled", jid, "cancelled")
-        fence, st = self.scripts["claim"](keys=[k.job(jid), k.events, k.job_events(jid), k.queued],
-                                          args=[jid, self.id, time.time(), attempt, ev, Q.EVENTS_MAXLEN,
-                                                Q.JOB_EVENTS_MAXLEN, cev])
+        # current before the claim: control's grant can answer "started" before the claim call returns
+        run = Running(jid, stream, entry_id, group, 0, remote=remote, session=h.get("session", ""))
+        with self.lock:
+            self.current = run
+        try:
+            fence, st = self.scripts["claim"](keys=[k.job(jid), k.events, k.job_events(jid), k.queued],
+                                              args=[jid, self.id, time.time(), attempt, ev, Q.EVENTS_MAXLEN,
+                                                    Q.JOB_EVENTS_MAXLEN, cev])
+        except BaseException:
+            with self.lock:
+                self.current = None
+            raise
         if int(fence) <= 0:
+            with self.lock:
+                self.current = None
             self.r.xack(stream, group, entry_id)  # cancelled, or already done by an earlier attempt
             log.info("job %s is %s: nothing to do", jid, st)
             return
-        run = Running(jid, stream, entry_id, group, int(fence), remote=remote, session=h.get("session", ""))
-        with self.lock:
-            self.current = run
+        run.fence = int(fence)
         try:
             self._run(run, h, attempt, delivered)
         finally:
@@ -516,7 +525,7 @@ class QueueWorker:
                 p.hset(self.keys.worker(self.id), mapping={"heartbeat": time.time(), "busy": run.jid if run else "",
                                                            "jobs_done": self.jobs_done})
                 p.execute()
-                if run is not None:
+                if run is not None and run.fence > 0:  # (0: its claim is being made right now)
                     self._renew(run)
             except redis.RedisError:
                 continue  # the job loop reports the outage
