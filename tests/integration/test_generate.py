@@ -227,7 +227,8 @@ def test_musicgen_job_streams_into_a_track(jackgen, tmp_path):
     assert rate == 48000 and abs(audio.shape[0] - 2 * 48000) <= 2
     st = jg.status()
     assert st["tracks"][1]["started_frame"] is not None  # the engine played it
-    assert st["processes"]["worker musicgen"]
+    # status lists the live workers as of its last look (every second)
+    wait_for(lambda: jg.status()["processes"].get("worker musicgen"), 5, 0.1, "the musicgen worker in status")
 
 
 def test_notify_subscribers_hear_job_progress(jackgen):
