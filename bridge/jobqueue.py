@@ -15,7 +15,9 @@ Keys, all under ``jackgen:<instance>:``:
 - ``dead`` — dead letters: jobs that failed ``max_attempts`` times, and entries that do not parse.
 - ``worker:<ID>`` (hash) + ``alive:<ID>`` (expiring key) — a worker's registration and heartbeat;
   ``workers`` (set) — the ids. ``in:<ID>`` — a worker's inbox (stream grants, cancel, chain changes).
-- ``audio:<ID>:<take>`` — a remote worker's audio for the relay (sequence, rate, channels, frames).
+- ``audio:<ID>:<epoch>`` — a remote worker's audio for the relay (position, rate, channels, frames);
+  ``take:<ID>:<take>`` and ``landing`` — its takes, uploaded for the relay to write.
+- ``unavailable:<backend>`` — why that backend's workers cannot load (control answers 503 with it).
 
 The fence: every claim of a job increments ``fence`` in its hash and the claimer keeps the value.
 Whatever a worker publishes about a job (progress, done, failed) and its ack go through one script
@@ -91,8 +93,18 @@ class Keys:
     def inbox(self, wid: str) -> str:
         return f"{self.prefix}in:{wid}"
 
-    def audio(self, jid: str, take: str) -> str:
-        return f"{self.prefix}audio:{jid}:{take}"
+    def audio(self, jid: str, epoch: str) -> str:
+        return f"{self.prefix}audio:{jid}:{epoch}"
+
+    def take_upload(self, jid: str, take: str) -> str:
+        return f"{self.prefix}take:{jid}:{take}"
+
+    def unavailable(self, backend: str) -> str:
+        return f"{self.prefix}unavailable:{backend}"
+
+    @property
+    def landing(self) -> str:
+        return self.prefix + "landing"
 
     @property
     def jobs(self) -> str:

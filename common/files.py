@@ -4,8 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
+
+
+SESSION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def is_session_name(name: object) -> bool:
+    """1-64 letters, digits, '_', '-' or '.', starting with a letter or digit, and no '..'."""
+    return isinstance(name, str) and bool(SESSION_NAME_RE.match(name)) and ".." not in name
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

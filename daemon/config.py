@@ -73,6 +73,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from jackgen.common.files import is_session_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
@@ -297,7 +298,7 @@ class Config(_Section):
 
 
 def check_session_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
+    if not is_session_name(name):
         raise ValueError(
             f"session name {name!r} is not allowed: use 1-64 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"

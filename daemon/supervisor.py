@@ -87,10 +87,12 @@ class Supervisor:
         """A new run gives every backend a new chance to load."""
         import redis.asyncio as aioredis
 
+        from jackgen.bridge.jobqueue import Keys
+
+        keys = Keys(self.cfg.instance)
         r = aioredis.Redis.from_url(self.cfg.redis_url, socket_timeout=2, socket_connect_timeout=2)
         try:
-            await r.delete(*(f"jackgen:{self.cfg.instance}:unavailable:{b}"
-                             for b in self.cfg.generators.allowed_backends()))
+            await r.delete(*(keys.unavailable(b) for b in self.cfg.generators.allowed_backends()))
         except Exception as e:
             log.warning("cannot reach Redis at %s yet: %s", self.cfg.redis_url, e)
         finally:

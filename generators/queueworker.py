@@ -35,6 +35,7 @@ from pathlib import Path
 import redis
 
 from jackgen.bridge import jobqueue as Q
+from jackgen.common.files import is_session_name
 from jackgen.common.media import MediaPolicy
 from jackgen.common.takes import TAKE_RE
 from jackgen.generators.backends import Backend
@@ -43,7 +44,6 @@ from jackgen.generators.worker import JobOrder, JobRunner, LostClaim
 
 log = logging.getLogger("jackgen.worker")
 
-SESSION_RE = Q.re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RETRY_CONSUMER = "retry"  # failed attempts wait here (no heartbeat) until their back-off has passed
 
 
@@ -143,7 +143,7 @@ class QueueWorker:
         p.set(self.keys.alive(self.id), "1", px=int(self.s.worker_ttl_s * 1000))
         p.delete(self.keys.inbox(self.id))
         for b in self.backends:  # it loaded: jobs for it are welcome again
-            p.delete(self.keys.prefix + f"unavailable:{b}")
+            p.delete(self.keys.unavailable(b))
         p.execute()
 
     def unregister(self) -> None:
@@ -333,7 +333,7 @@ class QueueWorker:
                 not all(isinstance(t, str) and TAKE_RE.match(t) for t in takes):
             raise JobError("the job's take ids are not valid")
         session = h.get("session") or ""
-        if not SESSION_RE.match(session) or ".." in session:
+        if not is_session_name(session):
             raise JobError(f"session name {session!r} is not allowed")
         rate = job.get("rate")
         if not isinstance(rate, int) or not 8000 <= rate <= 384000:
@@ -494,7 +494,7 @@ class QueueWorker:
         """This worker's backend cannot load: say so (control answers 503 with the reason) and fail
         the jobs that wait for it, with the reason, rather than leave them queued for nobody."""
         for b in self.backends:
-            self.r.set(self.keys.prefix + f"unavailable:{b}", reason)
+            self.r.set(self.keys.unavailable(b), reason)
         self.ensure_groups()
         n = 0
         while (item := self._take(block_ms=0)) is not None:

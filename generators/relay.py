@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from jackgen.bridge import jobqueue as Q
+from jackgen.common.files import atomic_write_json, fsync_dir, is_session_name
 from jackgen.common.takes import TAKE_RE
 from jackgen.generators.producer import EMPTY
 
@@ -39,7 +39,6 @@ log = logging.getLogger("jackgen.relay")
 STALL_S = 30.0  # a remote stream silent this long has lost its worker
 MAX_GAP_S = 10.0  # a jump further than this is not a lost chunk but a bad entry
 PIECE = 1 << 20
-SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class RelayError(RuntimeError):
@@ -116,7 +115,7 @@ def relay_chunks(r, key: str, rate: int, counters: dict, should_stop: Callable[[
 # ---------------------------------------------------------------------------- takes
 def send_take(r, keys: Q.Keys, jid: str, fence: int, session: str, path: Path, meta: dict) -> str:
     """Upload one finished take file (and its JSON) for the lander; returns the key it went on."""
-    key = f"{keys.prefix}take:{jid}:{path.stem}"
+    key = keys.take_upload(jid, path.stem)
     r.delete(key)
     h = hashlib.sha256()
     seq = 0
@@ -127,7 +126,7 @@ def send_take(r, keys: Q.Keys, jid: str, fence: int, session: str, path: Path, m
             seq += 1
     r.xadd(key, {"end": 1, "size": path.stat().st_size, "sha256": h.hexdigest(), "meta": json.dumps(meta, default=str)})
     r.expire(key, 3600)
-    r.xadd(keys.prefix + "landing", {"job": jid, "take": path.stem, "file": path.name, "fence": fence,
+    r.xadd(keys.landing, {"job": jid, "take": path.stem, "file": path.name, "fence": fence,
                                      "session": session, "key": key}, maxlen=10_000, approximate=True)
     return key
 
@@ -143,7 +142,7 @@ class Lander:
         self.landed = 0
 
     def run(self) -> None:
-        stream, group = self.keys.prefix + "landing", "landers"
+        stream, group = self.keys.landing, "landers"
         while not self.stop.is_set():
             try:
                 try:
@@ -168,9 +167,9 @@ class Lander:
     def land(self, a: dict) -> None:
         jid, take, file, session, key = (a.get(n) for n in ("job", "take", "file", "session", "key"))
         if not (isinstance(jid, str) and Q.JOB_ID_RE.match(jid) and isinstance(take, str) and TAKE_RE.match(take)
-                and isinstance(session, str) and SESSION_RE.match(session) and ".." not in session
+                and is_session_name(session)
                 and isinstance(file, str) and file in (f"{take}.wav", f"{take}.flac")
-                and key == f"{self.keys.prefix}take:{jid}:{take}"):
+                and key == self.keys.take_upload(jid, take)):
             raise RelayError("the announcement names no valid job, take, session or file")
         folder = self.sessions_dir / session / "audio_gen"
         folder.mkdir(parents=True, exist_ok=True)
@@ -204,14 +203,8 @@ class Lander:
             raise RelayError(f"the upload of {file} is damaged (size or checksum)")
         os.replace(part, folder / file)
         meta = json.loads(end["meta"])
-        from jackgen.common.files import atomic_write_json
-
         atomic_write_json(folder / f"{take}.json", meta if isinstance(meta, dict) else {})
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(folder)
         self.r.hset(self.keys.job(jid), f"landed:{take}", str(folder / file))
         self.r.delete(key)
         self.landed += 1

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from jackgen.common.files import atomic_write_json
+from jackgen.common.files import atomic_write_json, fsync_dir
 from jackgen.common.media import MediaPolicy
 from jackgen.generators.backends import Backend, TakeContext
 from jackgen.generators.job import JobError, JobSpec
@@ -117,14 +117,6 @@ _FAILED = np.zeros((0, 2), dtype=np.float32)  # queued by the job thread: the ta
 
 
 _FAILED = np.zeros((0, 2), dtype=np.float32)  # queued by the job thread: the take failed (compared by identity)
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class TakeWriter:

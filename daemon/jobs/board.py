@@ -193,7 +193,7 @@ class JobBoard:
         try:
             r = await self.scripts["submit"](
                 keys=[k.job(jid), k.events, k.job_events(jid), k.queued, k.jobs, k.queue(spec.backend, spec.priority),
-                      k.prefix + f"unavailable:{spec.backend}"],
+                      k.unavailable(spec.backend)],
                 args=[jid, now, ev, c.cfg.jobs.max_queued, Q.EVENTS_MAXLEN, Q.JOB_EVENTS_MAXLEN, Q.QUEUE_MAXLEN,
                       *Q.pairs(h)])
         except REDIS_ERRORS as e:
@@ -389,7 +389,7 @@ class JobBoard:
     async def _unavailable(self) -> dict[str, str]:
         out = {}
         for b in ("procedural", "fluidsynth", "musicgen"):
-            why = await self.r.get(self.keys.prefix + f"unavailable:{b}")
+            why = await self.r.get(self.keys.unavailable(b))
             if why:
                 out[b] = why
         return out
