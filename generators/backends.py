@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from jackgen.generators.base import CHUNK_FRAMES, FIRST_CHUNK_FRAMES, Backend, TakeContext, fade_tail
-from jackgen.generators.job import JobError, JobSpec, guess_style
+from jackgen.generators.job import JobError, JobSpec
+from jackgen.generators.prompt import interpret_spec
 
 __all__ = ["Backend", "TakeContext", "FluidBackend", "ProceduralBackend", "FluidSynthBackend", "make_backend"]
 
@@ -63,25 +64,32 @@ class ProceduralBackend(FluidBackend):
     gain = 0.6  # a band mix peaks around −6 dBFS at this gain with FluidR3_GM
 
     def generate(self, spec: JobSpec, ctx: TakeContext) -> Iterator[tuple[int, np.ndarray]]:
-        from jackgen.generators.compose import STYLES, compose
+        from jackgen.generators.compose import compose
 
-        style = spec.style or guess_style(spec.prompt)
-        st = STYLES[style]
-        ctx.info.update({"style": style, "bpm": spec.bpm or st.bpm, "key": spec.key or st.key, "stems": []})
+        it = interpret_spec(spec)
+        ctx.info.update({"style": it.genre, "bpm": it.bpm, "key": it.key, "interpreted": it.to_dict(), "stems": []})
         total = int(round(spec.duration_s * ctx.rate))
         for k in range(spec.variations):
             seed = int(spec.seed) + k
-            comp = compose(style, spec.key, spec.bpm, seed, spec.duration_s)
-            stems = comp.write_stems(ctx.stems_dir(k))
-            ctx.info["stems"].append({n: str(p) for n, p in stems.items()})
+            comp = compose(it.genre, it.key, it.bpm, seed, spec.duration_s, it.structure, it.flags)
+            stems = comp.write_stems(ctx.stems_dir(k), only=["full"])  # what is rendered; the parts' files
+            ctx.info["stems"].append({n: str(p) for n, p in comp.stem_paths(ctx.stems_dir(k)).items()})
             ctx.info.setdefault("progressions", []).append(list(comp.progression))
+            ctx.info.setdefault("sections", []).append(comp.describe_sections())
             base = k / spec.variations
 
             def progress(f: float, base=base) -> None:
                 ctx.progress(base + f / spec.variations)
 
             sub = TakeContext(ctx.rate, ctx.session_dir, ctx.takes, ctx.should_stop, ctx.info, progress, ctx.media)
-            yield from self._render(stems["full"], sub, k, total, 0.0, expected_s=spec.duration_s)
+            first = True
+            for item in self._render(stems["full"], sub, k, total, 0.0, expected_s=spec.duration_s):
+                yield item
+                if first:  # the parts' own files are written once the first audio is out
+                    comp.write_stems(ctx.stems_dir(k), only=list(comp.parts))
+                    first = False
+            if first:
+                comp.write_stems(ctx.stems_dir(k), only=list(comp.parts))
 
 
 class FluidSynthBackend(FluidBackend):

@@ -8,53 +8,22 @@ all give the same answer to the same mistake.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from jackgen.common.takes import new_take_id
+from jackgen.generators.prompt import DEFAULT_GENRE, interpret, read_genre, structure_seconds
+from jackgen.generators.vocab import (  # noqa: F401  (Key, parse_key, NOTE_NAMES: the job's vocabulary)
+    GENRES, NOTE_NAMES, JobError, Key, canonical_genre, format_structure, genre_list, parse_key, parse_structure,
+)
 
 BACKENDS = ("procedural", "fluidsynth", "musicgen")
-STYLES = ("lofi", "house", "ambient", "rock")
+STYLES = tuple(GENRES)  # the procedural genres; canonical_genre reads their other spellings
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
 OUTPUT_FORMATS = ("wav", "flac")
 MAX_DURATION_S = 600.0
 MAX_VARIATIONS = 8
 MAX_PROMPT_CHARS = 2000
-
-NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-_PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_KEY_RE = re.compile(r"^\s*([A-Ga-g])\s*([#♯b♭]?)\s*(major|maj|minor|min|m|M)?\s*$")
-
-
-class JobError(ValueError):
-    """A job request that cannot be run; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Key:
-    tonic: int  # pitch class 0 = C
-    minor: bool
-
-    @property
-    def name(self) -> str:
-        return f"{NOTE_NAMES[self.tonic]} {'minor' if self.minor else 'major'}"
-
-    @property
-    def relative(self) -> Key:
-        return Key((self.tonic + 3) % 12, False) if self.minor else Key((self.tonic + 9) % 12, True)
-
-
-def parse_key(text: str) -> Key:
-    """'A minor', 'Am', 'F# major', 'Bb', 'eb min' → Key. Plain 'C' means C major."""
-    m = _KEY_RE.match(text or "")
-    if not m:
-        raise JobError(f"key {text!r} is not a key: write it like 'A minor', 'F# major', 'Bb' or 'C#m'")
-    letter, acc, mode = m.groups()
-    pc = _PITCH[letter.upper()] + (1 if acc in ("#", "♯") else -1 if acc in ("b", "♭") else 0)
-    minor = mode in ("minor", "min", "m")
-    return Key(pc % 12, minor)
-
 
 def new_job_id() -> str:
     """A job's id, which is also its first take's (``common.takes``)."""
@@ -96,7 +65,7 @@ class JobSpec:
     backend: str = "procedural"
     bpm: float | None = None  # None: the style's own tempo
     key: str | None = None  # None: the style's own key
-    style: str | None = None  # None: guessed from the prompt
+    style: str | None = None  # a genre (canonical name); None: read from the prompt
     seed: int | None = None  # None: drawn at submission and recorded
     variations: int = 1
     track: int | None = None  # 0-based; None: render the take only
@@ -110,11 +79,12 @@ class JobSpec:
     temperature: float = 1.0
     cfg_coef: float = 3.0
     melody: str | None = None  # musicgen-melody: audio file whose chroma conditions the output
+    structure: str | None = None  # 'intro:4,drop:8,break:4,drop:8'; None: the genre's song form
     extra: dict = field(default_factory=dict)
 
     KEYS = ("prompt", "duration", "duration_s", "backend", "bpm", "key", "style", "seed", "variations", "track",
             "priority", "output_format", "midi", "soundfont", "top_k", "top_p", "temperature", "cfg_coef",
-            "melody")
+            "melody", "structure")
 
     @classmethod
     def from_dict(cls, d: dict, default_backend: str = "procedural", max_duration_s: float = MAX_DURATION_S) -> JobSpec:
@@ -137,7 +107,21 @@ class JobSpec:
             if not isinstance(key, str):
                 raise JobError(f"key must be text like 'A minor', got {key!r}")
             key = parse_key(key).name
-        style = _choice(d, "style", STYLES, None)
+        style = d.get("style")
+        if style is not None:
+            if canonical_genre(style) is None:
+                raise JobError(f"style must be one of {genre_list()} (or a spelling of one: boom bap, lo-fi, "
+                               f"drum and bass, dnb, edm…), got {style!r}")
+            style = canonical_genre(style)
+        structure = d.get("structure")
+        if structure is not None:
+            structure = format_structure(parse_structure(structure))
+            if "duration" not in d and "duration_s" not in d:  # as long as the structure, at the tempo made
+                it = interpret(prompt, style, bpm, key, structure)
+                duration = structure_seconds(it.structure, it.bpm)
+                if duration > max_duration_s:
+                    raise JobError(f"structure {structure} is {duration:.0f} s at {it.bpm:g} bpm; the limit is "
+                                   f"{max_duration_s:g} s (generators.max_duration_s)")
         seed = _num(d, "seed", 0, 2**31 - 1, None, integer=True)
         variations = _num(d, "variations", 1, MAX_VARIATIONS, 1, integer=True)
         track = _num(d, "track", 1, 16, None, integer=True)
@@ -154,7 +138,7 @@ class JobSpec:
             output_format=fmt, midi=d.get("midi"), soundfont=d.get("soundfont"),
             top_k=_num(d, "top_k", 0, 100000, 250, integer=True), top_p=_num(d, "top_p", 0.0, 1.0, 0.0),
             temperature=_num(d, "temperature", 0.0, 10.0, 1.0), cfg_coef=_num(d, "cfg_coef", 0.0, 50.0, 3.0),
-            melody=d.get("melody"),
+            melody=d.get("melody"), structure=structure,
         )
 
     def to_dict(self) -> dict:
@@ -169,17 +153,5 @@ class JobSpec:
 
 
 def guess_style(prompt: str) -> str:
-    """Pick a procedural style from words in the prompt ('chill lofi beat' → lofi)."""
-    p = prompt.lower()
-    words = {
-        "lofi": ("lofi", "lo-fi", "chill", "hip hop", "hiphop", "jazzy", "study", "mellow"),
-        "house": ("house", "techno", "dance", "edm", "club", "disco", "four on the floor"),
-        "ambient": ("ambient", "drone", "pad", "calm", "meditation", "atmospheric", "cinematic", "space"),
-        "rock": ("rock", "guitar", "punk", "metal", "grunge", "indie", "band"),
-    }
-    best, score = "lofi", 0
-    for style, ws in words.items():
-        s = sum(p.count(w) for w in ws)
-        if s > score:
-            best, score = style, s
-    return best
+    """The genre a prompt names ('chill lofi beat' → lofi, 'dnb roller' → dnb); lofi when it names none."""
+    return read_genre(prompt or "")[0] or DEFAULT_GENRE

@@ -15,6 +15,7 @@ each, so a render ends where the CLI's ends.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import ctypes
 import os
@@ -27,6 +28,7 @@ from jackgen.generators.clip import find_soundfont
 
 FLUID_BLOCK = 64  # FluidSynth renders in 64-frame blocks; the CLI's period size
 BIG_STEP = 1024
+FLUID_MOD_CC, FLUID_MOD_BIPOLAR, GEN_FILTERFC, FLUID_SYNTH_ADD = 16, 2, 8, 1  # fluidsynth/mod.h, gen.h, synth.h
 
 
 class FluidRenderer:
@@ -64,6 +66,14 @@ class FluidRenderer:
         self._cc = c("fluid_synth_cc", ci, ("synth", vp, 1), ("chan", ci, 1), ("ctrl", ci, 1), ("val", ci, 1))
         self._cur_tick = c("fluid_player_get_current_tick", ci, ("player", vp, 1))
         self._total_ticks = c("fluid_player_get_total_ticks", ci, ("player", vp, 1))
+        self._new_mod = c("new_fluid_mod", vp)
+        self._delete_mod = c("delete_fluid_mod", None, ("mod", vp, 1))
+        self._mod_source1 = c("fluid_mod_set_source1", None, ("mod", vp, 1), ("src", ci, 1), ("flags", ci, 1))
+        self._mod_source2 = c("fluid_mod_set_source2", None, ("mod", vp, 1), ("src", ci, 1), ("flags", ci, 1))
+        self._mod_dest = c("fluid_mod_set_dest", None, ("mod", vp, 1), ("dst", ci, 1))
+        self._mod_amount = c("fluid_mod_set_amount", None, ("mod", vp, 1), ("amount", ctypes.c_double, 1))
+        self._add_default_mod = c("fluid_synth_add_default_mod", ci, ("synth", vp, 1), ("mod", vp, 1),
+                                  ("mode", ci, 1))
         self.gain = float(gain)
         self._write_float = fluidsynth.cfunc(
             "fluid_synth_write_float", ctypes.c_int,
@@ -97,10 +107,25 @@ class FluidRenderer:
             if self._add_sfont(synth, self._sfont) < 0:
                 raise RuntimeError("FluidSynth could not share the loaded SoundFont")
             self._set_gain(synth, float(self.gain if gain is None else gain))
+            self._brightness(synth)
             yield synth
         finally:
             self._remove_sfont(synth, self._sfont)  # the font stays owned by self.synth
             self._fs.delete_fluid_synth(synth)
+
+    def _brightness(self, synth: int) -> None:
+        """CC 74 (GM2 'brightness') moves the low-pass filter: 64 leaves it where the preset has it, 0 closes
+        it by 6 octaves, 127 opens it. SoundFont 2's default modulators have no CC 74 (FluidSynth ignores it
+        otherwise); the procedural composer's wobble basses sweep it."""
+        mod = self._new_mod()
+        try:
+            self._mod_source1(mod, 74, FLUID_MOD_CC | FLUID_MOD_BIPOLAR)
+            self._mod_source2(mod, 0, 0)  # no second source
+            self._mod_dest(mod, GEN_FILTERFC)
+            self._mod_amount(mod, 7200.0)
+            self._add_default_mod(synth, mod, FLUID_SYNTH_ADD)
+        finally:
+            self._delete_mod(mod)
 
     def write(self, synth: int, buf: np.ndarray, start: int, frames: int) -> None:
         """Render ``frames`` frames into rows ``start…`` of the (n, 2) float32 ``buf``."""
@@ -131,8 +156,8 @@ class FluidRenderer:
             if fs.fluid_player_add(player, path.encode()) != fs.FLUID_OK:
                 raise ValueError(f"{path} is not a MIDI file FluidSynth can read")
             fs.fluid_player_play(player)
+            events, big_ticks = _event_ticks(path, self.sample_rate)
             tail_frames = int(tail_s * self.sample_rate)
-            tick_step = 0  # MIDI ticks one big step advanced, at most (tempo changes)
             total = 0
             playing = True
             size = max(FLUID_BLOCK, int(first_chunk_frames or chunk_frames))
@@ -146,13 +171,16 @@ class FluidRenderer:
                 buf = np.zeros((want, 2), dtype=np.float32)
                 done = 0
                 while done < want:
-                    # Big steps while the file is far from its end (one ctypes call per 1024
-                    # frames, not per 64); FluidSynth's own 64-frame blocks near the end, so
-                    # the render stops on the block where the CLI's stops.
+                    # Big steps (one ctypes call per 1024 frames, not per 64) where no MIDI event
+                    # falls inside the step; FluidSynth's own 64-frame blocks around events and near
+                    # the end, so every event lands on the block the CLI's lands on (FluidSynth runs
+                    # a batch of blocks' timers before it mixes them) and the render stops where the
+                    # CLI's stops.
                     n = FLUID_BLOCK
                     if playing:
                         tick = self._cur_tick(player)
-                        if self._total_ticks(player) - tick > 3 * tick_step + 64:
+                        i = bisect.bisect_right(events, tick)
+                        if i < len(events) and events[i] - tick > big_ticks:
                             n = BIG_STEP
                     elif tail_frames > BIG_STEP:
                         n = BIG_STEP
@@ -160,7 +188,6 @@ class FluidRenderer:
                     self.write(synth, buf, done, n)
                     done += n
                     if playing:
-                        tick_step = max(tick_step, self._cur_tick(player) - tick) if n == BIG_STEP else tick_step
                         if fs.fluid_player_get_status(player) != fs.FLUID_PLAYER_PLAYING:
                             playing = False
                             if tail_frames <= 0:
@@ -177,6 +204,33 @@ class FluidRenderer:
         finally:
             fs.fluid_player_stop(player)
             fs.delete_fluid_player(player)
+
+
+def _event_ticks(path: str, rate: int) -> tuple[list[int], float]:
+    """The absolute ticks of a MIDI file's channel events and of its end, sorted, and how many ticks a big
+    step spans at the file's fastest tempo (plus a block's worth, for rounding)."""
+    import mido
+
+    try:
+        mid = mido.MidiFile(path)
+    except Exception:  # FluidSynth read it; mido could not: 64-frame blocks throughout
+        return [0], float("inf")
+    ticks: set[int] = set()
+    fastest = 500000
+    end = 0
+    for track in mid.tracks:
+        now = 0
+        for m in track:
+            now += m.time
+            if m.type == "set_tempo":
+                fastest = min(fastest, m.tempo)
+                ticks.add(now)
+            elif not m.is_meta:
+                ticks.add(now)
+        end = max(end, now)
+    ticks.add(end)
+    per_frame = mid.ticks_per_beat * 1e6 / fastest / rate
+    return sorted(ticks), (BIG_STEP + 2 * FLUID_BLOCK) * per_frame + 2
 
 
 _QUIETED = False

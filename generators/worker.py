@@ -352,10 +352,11 @@ class JobRunner:
                 "file": w.path.name,
                 "timings": {**timings, "realtime_factor": round(seconds / done_s, 2) if done_s else None},
                 "host": socket.gethostname(), "worker_pid": os.getpid(), **backend.describe(),
-                **{k2: v for k2, v in ctx_info.items() if k2 not in ("stems", "seeds")}, **order.extra,
+                **{k2: v for k2, v in ctx_info.items() if k2 not in ("stems", "seeds", "sections")}, **order.extra,
             }
-            if "stems" in ctx_info and k < len(ctx_info["stems"]):
-                meta["stems"] = ctx_info["stems"][k]
+            for per_take in ("stems", "sections"):  # one list per variation: this take's
+                if per_take in ctx_info and k < len(ctx_info[per_take]):
+                    meta[per_take] = ctx_info[per_take][k]
             json_path = audio_dir / f"{take}.json"
             atomic_write_json(json_path, meta)
             out.append({"take": take, "path": str(w.path), "json": str(json_path), "seconds": round(seconds, 4)})
