@@ -80,6 +80,7 @@ class Composition:
     channels: dict[str, int] = field(default_factory=dict)
     ctrl: dict[str, list[tuple]] = field(default_factory=dict)  # part -> (beat, 'bend', value) / (beat, 'cc', n, v)
     layers: dict[str, tuple] = field(default_factory=dict)  # part -> ((channel, bank, program, semis, cents, vel), …)
+    brightness: dict[str, int] = field(default_factory=dict)  # part -> CC 74 at its start
     progression: tuple = ()
     sections: list[tuple[str, int, int]] = field(default_factory=list)  # (name, first bar, bars)
 
@@ -129,6 +130,8 @@ class Composition:
             head.append(mido.Message("control_change", channel=vch, control=7, value=100))
             if bends and vch == ch or cents:
                 head += _bend_range(vch, BEND_RANGE if bends and vch == ch else 2)
+            if name in self.brightness:
+                head.append(mido.Message("control_change", channel=vch, control=74, value=self.brightness[name]))
             if cents:
                 head.append(mido.Message("pitchwheel", channel=vch, pitch=int(round(cents / 200.0 * 8191))))
             for m in head:
@@ -275,6 +278,7 @@ def compose(style: str, key: str | Key | None, bpm: float | None, seed: int, dur
     if bass_name in names and bass_name in st.layers:
         comp.layers[bass_name] = tuple((LAYER_CHANNELS[i], b, p, semis, cents, vs)
                                        for i, ((b, p), semis, cents, vs) in enumerate(st.layers[bass_name]))
+    comp.brightness = {n: v for n, v in st.brightness.items() if n in names}
     swing = st.swing
 
     def at(bar: int, step: float) -> float:

@@ -74,6 +74,7 @@ class Style:
     bass_octave: int = 2
     layers: dict = field(default_factory=dict)  # part -> ((bank, program), semitones, cents, velocity scale), …
     wobble: bool = False  # the bass's filter opens and closes (CC 74) in note values
+    brightness: dict = field(default_factory=dict)  # part -> CC 74 it starts with (64: the preset's own filter)
 
 
 MINOR_DARK = ((0, 5, 3, 4), (0, 5, 6, 4), (0, 3, 5, 6), (0, 6, 5, 4))
@@ -102,15 +103,17 @@ STYLES: dict[str, Style] = {
                    ((3, 1.4, 84), (6, 1.4, 84), (10, 1.4, 84), (14, 1.4, 84)),
                    (((0, 2), (3, 2), (6, 2), (10, 2), (12, 4)), ((2, 2), (6, 2), (8, 4), (14, 2))),
                    parts=("drums", "bass", "chords", "melody", "perc")),
-    "techno": Style(KIT_ELECTRONIC, 0.5, {"bass": (0, 39), "chords": (0, 95), "melody": (0, 81)},
-                    ((0, 0, 5, 4), (0, 3, 0, 4)), ((0, 0, 5, 6), (0, 6, 0, 5), (0, 3, 0, 6)),
+    "techno": Style(KIT_808, 0.5, {"bass": (0, 39), "chords": (0, 89), "melody": (0, 81)},
+                    ((0, 0, 5, 4), (0, 3, 0, 4)), ((0, 0, 4, 0), (0, 5, 0, 4), (0, 3, 4, 0)),
                     ((0, 16, 58),), (((0, 1), (2, 1), (3, 1), (6, 1), (8, 1), (10, 1), (11, 1), (14, 1)),
                                      ((0, 1), (3, 1), (6, 1), (8, 1), (11, 1), (14, 1))),
-                    parts=("drums", "bass", "chords", "melody", "perc"), melody_octave=4),
+                    parts=("drums", "bass", "chords", "melody", "perc"), melody_octave=4,
+                    brightness={"bass": 24}),
     "dnb": Style(KIT_STANDARD, 0.5, {"bass": (0, 81), "chords": (0, 89), "melody": (0, 50)},
-                 ((0, 5, 3, 4), (0, 3, 5, 4)), ((0, 5, 6, 4), (0, 3, 6, 5), (0, 6, 3, 4)),
+                 ((0, 5, 3, 4), (0, 3, 5, 4)), ((0, 0, 5, 4), (0, 3, 0, 5), (0, 5, 3, 4)),
                  ((0, 16, 60),), (((0, 8), (8, 8)), ((0, 6), (6, 2), (8, 8)), ((4, 12),)),
-                 layers={"bass": (((0, 81), 0, 14, 0.9), (SINE, -12, 0, 1.0))}, melody_octave=5),
+                 layers={"bass": (((0, 81), 0, 14, 0.9), (SINE, -12, 0, 1.0))}, melody_octave=5,
+                 brightness={"bass": 24}),
     "dubstep": Style(KIT_POWER, 0.5, {"bass": (0, 81), "chords": (0, 90), "melody": (0, 80)},
                      ((0, 5, 3, 4),), ((0, 5, 6, 4), (0, 3, 6, 4), (0, 1, 5, 4)),
                      ((0, 16, 56),), (((0, 4), (6, 2), (8, 8)), ((0, 8), (10, 6))),
@@ -142,9 +145,11 @@ Hit = tuple  # (step, note, velocity)
 
 
 def _hats(b: Bar, every: float, vel: int, accent: int = 10, start: float = 0.0) -> list[Hit]:
+    """Hats every ``every`` steps, accented on the beat (and a little on the 8th): the pulse is in them."""
     out, s = [], start
     while s < 16 - 1e-6:
-        out.append((s, HAT, vel + (accent if abs(s % 4) < 1e-6 else 0) + int(b.rng.integers(-6, 7))))
+        acc = accent if abs(s % 4) < 1e-6 else accent // 3 if abs(s % 2) < 1e-6 else -accent // 3
+        out.append((s, HAT, vel + acc + int(b.rng.integers(-4, 5))))
         s += every
     return out
 
@@ -153,7 +158,7 @@ def _roll(b: Bar, at: float, span: float, kind: int) -> list[Hit]:
     """A hi-hat roll from step ``at`` over ``span`` steps: 1/32 (kind 0), 16th triplets (1) or 1/64 (2)."""
     step = (0.5, 2.0 / 3.0, 0.25)[kind]
     n = int(round(span / step))
-    return [(at + i * step, HAT, int(55 + 40 * i / max(1, n - 1))) for i in range(n)]
+    return [(at + i * step, HAT, int(46 + 34 * i / max(1, n - 1))) for i in range(n)]
 
 
 def _with_rolls(b: Bar, hats: list[Hit], chance: float) -> list[Hit]:
@@ -164,7 +169,7 @@ def _with_rolls(b: Bar, hats: list[Hit], chance: float) -> list[Hit]:
         if b.rng.random() < chance:
             span = (2.0, 4.0)[int(b.rng.integers(2))]
             at = region[1] - span - (2.0 if span == 2.0 and b.rng.random() < 0.5 else 0.0)
-            kind = int(b.rng.integers(3))
+            kind = int(b.rng.choice(3, p=(0.5, 0.3, 0.2)))
             out = [h for h in out if not (at - 1e-6 <= h[0] < at + span - 1e-6)] + _roll(b, at, span, kind)
     return out
 
@@ -190,7 +195,7 @@ def _fill(b: Bar, toms: bool = True) -> list[Hit]:
 
 
 KICKS = {
-    "trap": ((0, 10), (0, 7, 10), (0, 3, 10, 11), (0, 6, 10, 14)),
+    "trap": ((0, 10), (0, 7, 10), (0, 10, 11), (0, 3, 10)),
     "drill": ((0, 6, 11), (0, 3, 7, 11), (0, 7, 10, 13), (0, 6, 9, 14)),
     "boombap": ((0, 7, 10), (0, 3, 10), (0, 10, 11), (0, 2, 10, 15)),
     "dnb": ((0, 10), (0, 10, 11), (0, 7, 10), (0, 2, 10)),
@@ -219,8 +224,8 @@ def drums(genre: str, b: Bar) -> list[Hit]:
             if genre == "drill" and r.random() < 0.6:
                 out.append((15 if r.random() < 0.5 else 13, SNARE, 92))
         if genre == "trap":
-            hats = _hats(b, (2.0, 1.0)[b.variant % 2], 72, 12)
-            out += hats if sparse else _with_rolls(b, hats, 0.85 if b.lift else 0.5)
+            hats = _hats(b, (2.0, 1.0)[b.variant % 2], 96, 24)
+            out += hats if sparse else _with_rolls(b, hats, 0.5 if b.lift else 0.3)
             if not sparse and r.random() < 0.35:
                 out.append((14, OPEN_HAT, 76))
         else:  # drill: the hats sit on 8th-note triplets, with gaps
@@ -330,7 +335,7 @@ def bass(genre: str, b: Bar, root: int, kicks: list[float]) -> list[tuple[float,
         return [(s, 0.8, root + (12 if s % 4 == 3 and r.random() < 0.3 else 0), 92 + (8 if s % 4 == 2 else 0), False)
                 for s in range(16) if s % 4]
     if genre == "dnb":  # reese: long notes, moving on the half bar
-        nxt = root + (r.choice([-2, 3, 5, 7]) if r.random() < 0.6 else 0)
+        nxt = root + (int(r.choice([7, 12, -5])) if r.random() < 0.6 else 0)
         return [(0, 7.8, root, 104, False), (8, 7.8, nxt, 100, False)]
     if genre == "dubstep":
         return [(0, 7.8, root, 110, False), (8, 7.8, root + (r.choice([0, 3, 5, 7, -2]) if b.lift else 0), 110, False)]
@@ -356,7 +361,7 @@ def _808(genre: str, b: Bar, root: int, kicks: list[float]) -> list[tuple[float,
         pitch = root
         slide = False
         if i > 0 and r.random() < slide_p:
-            pitch = root + int(r.choice([12, 7, -5, 5, 3]))  # jump away and glide there
+            pitch = root + int(r.choice([12, 7, -5, 12, 7]))  # jump an octave or a fifth and glide there
             slide = True
         out.append((s, max(1.0, end - s - 0.1), pitch, 112, slide))
     if b.last and r.random() < 0.7:  # a slide into the next bar's root

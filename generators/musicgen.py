@@ -25,6 +25,8 @@ import numpy as np
 from jackgen.dsp.convert import StreamResampler
 from jackgen.generators.base import Backend, TakeContext
 from jackgen.generators.job import JobError, JobSpec
+from jackgen.generators.prompt import interpret_spec
+from jackgen.generators.vocab import GENRES
 
 log = logging.getLogger("jackgen.musicgen")
 
@@ -35,13 +37,16 @@ INSTALL_HINT = ("MusicGen needs the optional musicgen extra (torch 2.11, torchau
 
 
 def prompt_text(spec: JobSpec) -> str:
+    """The text MusicGen is conditioned on: the prompt, then what was asked or read from it, spelled out
+    ('dnb roller F#m' → 'dnb roller F#m, drum and bass, in F# minor'); genre defaults are not added."""
+    it = interpret_spec(spec)
     parts = [spec.prompt] if spec.prompt else []
-    if spec.style:
-        parts.append(spec.style)
-    if spec.bpm:
-        parts.append(f"{spec.bpm:g} bpm")
-    if spec.key:
-        parts.append(f"in {spec.key}")
+    if it.source["genre"] != "default":
+        parts.append(GENRES[it.genre].title)
+    if it.source["bpm"] != "default":
+        parts.append(f"{it.bpm:g} bpm")
+    if it.source["key"] != "default":
+        parts.append(f"in {it.key}")
     return ", ".join(parts)
 
 
@@ -186,7 +191,7 @@ class MusicGenBackend(Backend):
             import soundfile as sf
 
             melody, rate_in = sf.read(str(ctx.allowed(spec.melody, "melody file")), dtype="float32", always_2d=True)
-        ctx.info.update({"prompt_text": prompt_text(spec), "top_k": spec.top_k, "top_p": spec.top_p,
+        ctx.info.update({"prompt_text": prompt_text(spec), "interpreted": interpret_spec(spec).to_dict(), "top_k": spec.top_k, "top_p": spec.top_p,
                          "temperature": spec.temperature, "cfg_coef": spec.cfg_coef})
         if spec.variations > 1:
             # One batch from one random generator: take k is reproduced by the same seed and

@@ -311,11 +311,16 @@ def chain(a: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------ generation
-@verb("generate", arg("prompt", help="What to make, e.g. 'dusty lofi beat with rhodes'."),
-      arg("--duration", "-d", type=float, default=10.0, help="Seconds of audio (0.5 .. generators.max_duration_s)."),
+@verb("generate", arg("prompt", help="What to make, e.g. 'dark trap beat 140 BPM in F#m, hi-hat rolls'."),
+      arg("--duration", "-d", type=float, default=None, help="Seconds of audio (0.5 .. generators.max_duration_s; "
+          "default 10, or the --structure's length)."),
       arg("--bpm", type=float, default=None, help="Tempo; default: the style's."),
       arg("--key", default=None, help="Key, e.g. 'A minor', 'F#', 'Bb major'."),
-      arg("--style", default=None, help="procedural style: lofi | house | ambient | rock (default: from the prompt)."),
+      arg("--style", default=None, help="genre: trap | drill | boombap | lofi | house | techno | dnb | dubstep | "
+          "breakbeat | ambient | rock, or a spelling of one ('boom bap', 'lo-fi', 'drum and bass', 'edm'); "
+          "default: read from the prompt."),
+      arg("--structure", default=None, help="song form, e.g. 'intro:4,verse:8,hook:8,outro:4' (section:bars; "
+          "sections intro verse hook drop build break outro); without --duration the take is that long."),
       arg("--backend", default=None, help="procedural | fluidsynth | musicgen (default: generators.default_backend)."),
       arg("--track", type=int, default=None, help="Stream into this track (1-16) while generating."),
       arg("--seed", type=int, default=None, help="Seed (default: random, recorded in the take's JSON)."),
@@ -329,8 +334,10 @@ def generate(a: argparse.Namespace) -> None:
     """Queue a generation job (streamed into --track as it is made) and print its id."""
     r = call(a.config, "generate", prompt=a.prompt, duration=a.duration, variations=a.variations,
              priority=a.priority, output_format=a.output_format, bpm=a.bpm, key=a.key, style=a.style,
-             backend=a.backend, track=a.track, seed=a.seed, soundfont=local_file(a.config, a.soundfont),
-             midi=local_file(a.config, a.midi))
+             structure=a.structure, backend=a.backend, track=a.track, seed=a.seed,
+             soundfont=local_file(a.config, a.soundfont), midi=local_file(a.config, a.midi))
+    if isinstance(r, dict) and isinstance(r.get("interpreted"), dict):
+        note(f"heard: {r['interpreted'].get('summary', '')}")
     if not a.wait:
         show(r)
         return

@@ -35,6 +35,7 @@ from jackgen.common.errors import JackgenError, Unavailable
 from jackgen.common.media import MediaPolicy
 from jackgen.daemon.config import Config
 from jackgen.generators.job import JobError, JobSpec, new_job_id
+from jackgen.generators.prompt import interpret_spec
 
 log = logging.getLogger("jackgen.jobs")
 
@@ -209,7 +210,9 @@ class JobBoard:
             self._on_final.setdefault(jid, []).append(on_final)
         log.info("job %s queued: %s %.1f s %r seed %s%s", jid, spec.backend, spec.duration_s, spec.prompt[:60],
                  spec.seed, "" if spec.track is None else f" -> track {spec.track + 1}")
-        return {"job_id": jid, "status": "queued", "takes": takes, "seed": spec.seed}
+        it = interpret_spec(spec)
+        return {"job_id": jid, "status": "queued", "takes": takes, "seed": spec.seed,
+                "interpreted": {**it.to_dict(), "summary": it.summary()}}
 
     def _check_files(self, spec: JobSpec) -> JobSpec:
         """Files a job names, through the media policy (the workers apply it again): inside the

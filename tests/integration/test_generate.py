@@ -89,6 +89,21 @@ def test_variations_bad_requests_and_events(jackgen):
     takes = [sf.read(o["path"], dtype="float32")[0] for o in job["outputs"]]
     assert all(t.shape == (3 * 48000, 2) for t in takes)
     assert not np.array_equal(takes[0], takes[1])
+    # the product's own API example: a trap take at 140 bpm in F# minor, and the reply says what it heard
+    r = jg.api("POST", "/api/music-generation", {"prompt": "heavy 808 bass drop trap beat 140 BPM", "duration": 4,
+                                                 "bpm": 140, "key": "F#m", "style": "trap", "output_format": "wav",
+                                                 "priority": "high"}, expect=202)
+    assert r["interpreted"]["chosen"] == {"genre": "trap", "bpm": 140.0, "key": "F# minor", "words": ["808"]}
+    assert r["interpreted"]["summary"].startswith("trap at 140 bpm in F# minor")
+    events_of(jg, r["job_id"])
+    job = jg.api("GET", f"/api/jobs/{r['job_id']}")
+    meta = json.loads(Path(job["outputs"][0]["json"]).read_text())
+    assert (meta["style"], meta["bpm"], meta["key"]) == ("trap", 140.0, "F# minor")
+    assert meta["interpreted"]["read"]["bpm"] == 140.0 and set(meta["stems"]) == {"drums", "808", "chords",
+                                                                                 "melody", "full"}
+    assert all(Path(p).is_file() for p in meta["stems"].values())
+    e = jg.api("POST", "/api/music-generation", {"prompt": "x", "style": "polka"}, expect=400)
+    assert "trap, drill, boombap" in e["error"] and "polka" in e["error"]
     for body, words in (
         ({"prompt": "x", "duration": 1e9}, "duration"),
         ({"prompt": "x", "duration": "long"}, "duration"),
@@ -202,8 +217,9 @@ def test_a_worker_killed_mid_stream_its_job_is_retried_and_done_once(jackgen, ja
 
 def test_cli_generate_wait_and_jobs(jackgen):
     jg = jackgen()
-    p = jg.cli("generate", "dusty lofi", "--duration", "2", "--seed", "4", "--wait")
+    p = jg.cli("generate", "drill beat dark strings 150 BPM hard kick", "--duration", "2", "--seed", "4", "--wait")
     assert p.returncode == 0, p.stderr
+    assert "heard: drill at 150 bpm in C# minor, dark hard kick strings" in p.stderr
     job = json.loads(p.stdout)
     assert job["status"] == "done" and Path(job["outputs"][0]["path"]).is_file()
     p = jg.cli("generate", "x", "--duration", "-3")

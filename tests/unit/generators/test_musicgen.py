@@ -136,3 +136,10 @@ def test_batched_variations_record_the_batch_seed(backend, tmp_path):
     a, b = (np.concatenate(takes[k]) for k in (0, 1))
     assert a.shape == b.shape and not np.array_equal(a, b)
     assert ctx.info["seeds"] == [77, 77] and ctx.info["batch_size"] == 2
+
+
+def test_prompt_text_folds_in_what_was_asked_or_read():
+    assert prompt_text(JobSpec.from_dict({"prompt": "dnb roller F#m", "backend": "musicgen"})) == \
+        "dnb roller F#m, drum and bass, in F# minor"
+    spec = JobSpec.from_dict({"prompt": "dreamy synth", "bpm": 90, "style": "boom-bap", "backend": "musicgen"})
+    assert prompt_text(spec) == "dreamy synth, boom bap hip hop, 90 bpm"  # the genre's default key is not added

@@ -30,17 +30,20 @@ def render(backend, tmp_path, **job) -> np.ndarray:
 
 
 def estimate_tempo(y: np.ndarray, sr: int) -> float:
+    """librosa's global tempo: the onset envelope's autocorrelation (beat tracking's DP is thrown by
+    half-time snares and triplet hat rolls; the tempo of the whole take is what a producer sets)."""
     import librosa
 
-    _, beats = librosa.beat.beat_track(y=y, sr=sr, hop_length=128, units="time")
-    return float(60.0 / np.median(np.diff(beats)))
+    oenv = librosa.onset.onset_strength(y=y, sr=sr, hop_length=128)
+    return float(librosa.feature.tempo(onset_envelope=oenv, sr=sr, hop_length=128)[0])
 
 
 def estimate_key(y: np.ndarray, sr: int) -> tuple[int, bool]:
-    """Krumhansl–Schmuckler on the mean CQT chroma: (tonic pitch class, minor)."""
+    """Krumhansl–Schmuckler on the mean CQT chroma of the harmonic part (HPSS takes the drums out, as key
+    finders do: a tuned 808 kick is not the key): (tonic pitch class, minor)."""
     import librosa
 
-    chroma = librosa.feature.chroma_cqt(y=y, sr=sr).mean(axis=1)
+    chroma = librosa.feature.chroma_cqt(y=librosa.effects.harmonic(y), sr=sr).mean(axis=1)
     best = max((np.corrcoef(np.roll(prof, t), chroma)[0, 1], t, minor)
                for prof, minor in ((KS_MAJOR, False), (KS_MINOR, True)) for t in range(12))
     return best[1], best[2]
@@ -79,13 +82,26 @@ def test_stems_are_general_midi_parts(tmp_path):
     assert set(pitched) <= e_minor
 
 
-@pytest.mark.parametrize("style,key,bpm", [("lofi", "A minor", 84), ("house", "F minor", 124),
-                                           ("ambient", "D major", 72), ("rock", "G major", 120),
-                                           ("lofi", "C major", 90), ("rock", "E minor", 120)])
+# Two tempos and two keys per genre: the genre's own and one off it (a producer asks for both)
+KEY_OPEN = pytest.mark.xfail(strict=True, reason="open defect: the chroma key finder hears the iv or v here "
+                                                  "(minimal harmony over a loud bass); see the issue's note")
+GENRE_CASES = [
+    ("trap", "F# minor", 140), ("trap", "C minor", 132), pytest.param("drill", "C# minor", 144, marks=KEY_OPEN),
+    ("drill", "G minor", 150),
+    ("boombap", "D minor", 90), ("boombap", "Eb major", 86), ("lofi", "A minor", 84), ("lofi", "C major", 90),
+    ("house", "F minor", 124), ("house", "G major", 120), pytest.param("techno", "A minor", 128, marks=KEY_OPEN),
+    pytest.param("techno", "D minor", 132, marks=KEY_OPEN),
+    ("dnb", "E minor", 174), ("dnb", "F# minor", 170), ("dubstep", "F minor", 140), ("dubstep", "D minor", 142),
+    ("breakbeat", "E minor", 105), ("breakbeat", "A major", 112), ("ambient", "D major", 72),
+    ("ambient", "F minor", 80), ("rock", "G major", 120), ("rock", "E minor", 132),
+]
+
+
+@pytest.mark.parametrize("style,key,bpm", GENRE_CASES)
 def test_music_is_in_the_asked_tempo_and_key(backend, tmp_path, style, key, bpm):
     import librosa
 
-    y = render(backend, tmp_path, duration=20, style=style, key=key, bpm=bpm, seed=2).mean(axis=1)
+    y = render(backend, tmp_path, duration=16, style=style, key=key, bpm=bpm, seed=2).mean(axis=1)
     y = librosa.resample(y, orig_sr=48000, target_sr=22050)
     tempo = estimate_tempo(y, 22050)
     assert any(abs(tempo * f - bpm) / bpm <= 0.02 for f in (1.0, 2.0, 0.5)), (tempo, bpm)
