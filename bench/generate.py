@@ -3,6 +3,7 @@
 
     bench/generate.py --backend procedural|fluidsynth|musicgen [--tiny] [--shape small] [--device auto]
                       --seconds S --json OUT
+    bench/generate.py --backend procedural --genres --seconds 30 --json OUT   # each genre in turn
 
 In one process, with the backend loaded and warmed by one short job first (a
 worker keeps its backend warm):
@@ -85,6 +86,28 @@ def bench_fluid(name: str, seconds: float) -> dict:
     return out
 
 
+def bench_genres(seconds: float) -> dict:
+    """Per genre, warm: time to first audio (compose, write full.mid, first 1024 frames) and real-time factor."""
+    from jackgen.generators.vocab import GENRES
+
+    tmp = Path(tempfile.mkdtemp(prefix="jackgen-bench-"))
+    b = make_backend("procedural")
+    b.load()
+    warm = JobSpec.from_dict({"prompt": "", "duration": 1.0, "seed": 1})
+    timed(b.generate(warm, TakeContext(48000, tmp / "warm", ["w"])))
+    out: dict = {"backend": "procedural", "device": "cpu", "seconds": seconds, "genres": {}}
+    for g in GENRES:
+        spec = JobSpec.from_dict({"prompt": "", "duration": seconds, "seed": 1, "style": g})
+        ttfa, total, frames = timed(b.generate(spec, TakeContext(48000, tmp / g, ["t"])))
+        out["genres"][g] = {"ttfa_s": round(ttfa, 4), "total_s": round(total, 4),
+                            "rtf": round(frames / 48000 / total, 2)}
+        print(f"{g:10s} first audio {ttfa * 1000:6.1f} ms   {frames / 48000 / total:6.1f}x real time", flush=True)
+    b.close()
+    out["worst_ttfa_s"] = max(v["ttfa_s"] for v in out["genres"].values())
+    out["worst_rtf"] = min(v["rtf"] for v in out["genres"].values())
+    return out
+
+
 def bench_musicgen(seconds: float, tiny: bool, shape: str, device: str, repeats: int = 1) -> dict:
     import torch
     from audiocraft.models import MusicGen
@@ -157,6 +180,7 @@ def bench_musicgen(seconds: float, tiny: bool, shape: str, device: str, repeats:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", choices=("procedural", "fluidsynth", "musicgen"), required=True)
+    ap.add_argument("--genres", action="store_true", help="procedural: every genre in turn")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--tiny", action="store_true", help="musicgen: the tests' tiny model")
     ap.add_argument("--shape", default="small", choices=("small",), help="musicgen: random model of this shape")
@@ -166,6 +190,8 @@ def main() -> int:
     a = ap.parse_args()
     if a.backend == "musicgen":
         res = bench_musicgen(a.seconds, a.tiny, a.shape, a.device, max(1, a.repeats))
+    elif a.genres:
+        res = bench_genres(a.seconds)
     else:
         res = bench_fluid(a.backend, a.seconds)
     res["machine"] = machine()
