@@ -3,6 +3,7 @@ name (MusicGen's module, the only one that imports torch, loads only when asked 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,14 +83,10 @@ class ProceduralBackend(FluidBackend):
                 ctx.progress(base + f / spec.variations)
 
             sub = TakeContext(ctx.rate, ctx.session_dir, ctx.takes, ctx.should_stop, ctx.info, progress, ctx.media)
-            first = True
-            for item in self._render(stems["full"], sub, k, total, 0.0, expected_s=spec.duration_s):
-                yield item
-                if first:  # the parts' own files are written once the first audio is out
-                    comp.write_stems(ctx.stems_dir(k), only=list(comp.parts))
-                    first = False
-            if first:
-                comp.write_stems(ctx.stems_dir(k), only=list(comp.parts))
+            chunks = self._render(stems["full"], sub, k, total, 0.0, expected_s=spec.duration_s)
+            yield from itertools.islice(chunks, 1)
+            comp.write_stems(ctx.stems_dir(k), only=list(comp.parts))  # once the first audio is out
+            yield from chunks
 
 
 class FluidSynthBackend(FluidBackend):

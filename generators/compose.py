@@ -38,7 +38,7 @@ TICKS_PER_BEAT = 480
 CHANNELS = {"bass": 0, "chords": 1, "melody": 2, "808": 3, "drums": DRUM_CHANNEL, "perc": DRUM_CHANNEL}
 LAYER_CHANNELS = (4, 5)
 BEND_RANGE = 12  # semitones, set on every channel that bends
-KICK, SNARE, HAT = G.KICK, G.SNARE, G.HAT
+KICK = G.KICK
 STYLES = G.STYLES
 
 # Song forms for takes longer than 16 bars: intro, the middle sections in turn, outro
@@ -101,11 +101,12 @@ class Composition:
         meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(self.bpm), time=0))
         meta.append(mido.MetaMessage("time_signature", numerator=self.beats_per_bar, denominator=4, time=0))
         spb = TICKS_PER_BEAT * self.beats_per_bar
-        for name, b0, _ in self.sections if len(self.sections) > 1 else ():
-            meta.append(mido.MetaMessage("marker", text=name, time=0))
-            meta[-1] = meta[-1].copy(time=b0 * spb)  # absolute for now; made relative below
+        now = 0
+        for name, b0, _ in self.sections if len(self.sections) > 1 else ():  # a marker where each section starts
+            meta.append(mido.MetaMessage("marker", text=name, time=b0 * spb - now))
+            now = b0 * spb
         end_tick = int(round(self.beats * TICKS_PER_BEAT))
-        _relative(meta, end_tick)
+        meta.append(mido.MetaMessage("end_of_track", time=max(0, end_tick - now)))
         mid.tracks.append(meta)
         for name in parts or list(self.parts):
             mid.tracks.append(self._track(name, end_tick))
@@ -183,17 +184,6 @@ class Composition:
             tmp.replace(path)
             out[name] = path
         return out
-
-
-def _relative(track: mido.MidiTrack, end_tick: int) -> None:
-    """Meta events were appended with absolute times after the first three: make them relative, end the track."""
-    now = 0
-    for i, m in enumerate(track):
-        if m.type == "marker":
-            t = m.time
-            track[i] = m.copy(time=t - now)
-            now = t
-    track.append(mido.MetaMessage("end_of_track", time=max(0, end_tick - now)))
 
 
 def _bend_range(ch: int, semitones: int) -> list[mido.Message]:
@@ -371,8 +361,6 @@ def _place_bass(notes: list[Note], ctrl: list[tuple], bar_notes, bar: int, at, l
             for j in range(steps + 1):
                 frac = j / steps
                 ctrl.append((start + glide * frac, "bend", int(round(semis * (1 - frac) / BEND_RANGE * 8191))))
-        elif ctrl and any(c[1] == "bend" for c in ctrl[-1:]) and ctrl[-1][2] != 0:
-            ctrl.append((start, "bend", 0))
         notes.append(Note(start, dur, pitch, vel))
         last.append(pitch)
         del last[:-1]

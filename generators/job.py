@@ -13,8 +13,8 @@ from typing import Any
 
 from jackgen.common.takes import new_take_id
 from jackgen.generators.prompt import DEFAULT_GENRE, interpret, read_genre, structure_seconds
-from jackgen.generators.vocab import (  # noqa: F401  (Key, parse_key, NOTE_NAMES: the job's vocabulary)
-    GENRES, NOTE_NAMES, JobError, Key, canonical_genre, format_structure, genre_list, parse_key, parse_structure,
+from jackgen.generators.vocab import (  # noqa: F401  (Key, parse_key: the job's vocabulary, imported from here)
+    GENRES, JobError, Key, canonical_genre, format_structure, genre_list, parse_key, parse_structure,
 )
 
 BACKENDS = ("procedural", "fluidsynth", "musicgen")
@@ -109,10 +109,11 @@ class JobSpec:
             key = parse_key(key).name
         style = d.get("style")
         if style is not None:
-            if canonical_genre(style) is None:
+            genre = canonical_genre(style)
+            if genre is None:
                 raise JobError(f"style must be one of {genre_list()} (or a spelling of one: boom bap, lo-fi, "
                                f"drum and bass, dnb, edm…), got {style!r}")
-            style = canonical_genre(style)
+            style = genre
         structure = d.get("structure")
         if structure is not None:
             structure = format_structure(parse_structure(structure))

@@ -25,7 +25,7 @@ import numpy as np
 from jackgen.dsp.convert import StreamResampler
 from jackgen.generators.base import Backend, TakeContext
 from jackgen.generators.job import JobError, JobSpec
-from jackgen.generators.prompt import interpret_spec
+from jackgen.generators.prompt import Interpretation, interpret_spec
 from jackgen.generators.vocab import GENRES
 
 log = logging.getLogger("jackgen.musicgen")
@@ -36,10 +36,10 @@ INSTALL_HINT = ("MusicGen needs the optional musicgen extra (torch 2.11, torchau
                 "run `make setup-musicgen` (or scripts/setup.sh --musicgen)")
 
 
-def prompt_text(spec: JobSpec) -> str:
+def prompt_text(spec: JobSpec, it: Interpretation | None = None) -> str:
     """The text MusicGen is conditioned on: the prompt, then what was asked or read from it, spelled out
     ('dnb roller F#m' → 'dnb roller F#m, drum and bass, in F# minor'); genre defaults are not added."""
-    it = interpret_spec(spec)
+    it = it or interpret_spec(spec)
     parts = [spec.prompt] if spec.prompt else []
     if it.source["genre"] != "default":
         parts.append(GENRES[it.genre].title)
@@ -191,8 +191,9 @@ class MusicGenBackend(Backend):
             import soundfile as sf
 
             melody, rate_in = sf.read(str(ctx.allowed(spec.melody, "melody file")), dtype="float32", always_2d=True)
-        ctx.info.update({"prompt_text": prompt_text(spec), "interpreted": interpret_spec(spec).to_dict(), "top_k": spec.top_k, "top_p": spec.top_p,
-                         "temperature": spec.temperature, "cfg_coef": spec.cfg_coef})
+        it = interpret_spec(spec)
+        ctx.info.update({"prompt_text": prompt_text(spec, it), "interpreted": it.to_dict(), "top_k": spec.top_k,
+                         "top_p": spec.top_p, "temperature": spec.temperature, "cfg_coef": spec.cfg_coef})
         if spec.variations > 1:
             # One batch from one random generator: take k is reproduced by the same seed and
             # batch size, not by seed+k alone, so each take records the batch's seed.

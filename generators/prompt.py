@@ -9,12 +9,11 @@ take's JSON as ``interpreted`` and into ``jackgen generate``'s reply.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
 from jackgen.generators.vocab import (
-    ALIASES, GENRES, PITCH, Key, accidental, canonical_genre, format_structure, parse_key, parse_structure,
+    ALIASES, GENRES, canonical_genre, format_structure, parse_key, parse_structure,
 )
 
 DEFAULT_GENRE = "lofi"  # a prompt with no genre word in it
@@ -101,9 +100,7 @@ def read_key(text: str) -> str | None:
     if not found:
         return None
     _, letter, acc, mode = min(found)
-    acc = (acc or "").strip() or None
-    pc = PITCH[letter.upper()] + accidental(acc)
-    return Key(pc % 12, mode.lower() in ("minor", "min", "m")).name
+    return parse_key(f"{letter}{(acc or '').strip()} {mode}").name
 
 
 def read_genre(text: str) -> tuple[str | None, tuple[str, ...]]:
@@ -156,10 +153,6 @@ class Interpretation:
     structure: tuple[tuple[str, int], ...] | None
     reading: Reading
     source: dict = field(default_factory=dict)  # genre/bpm/key → "field" | "prompt" | "default"
-
-    @property
-    def bars(self) -> int | None:
-        return sum(b for _, b in self.structure) if self.structure else None
 
     def to_dict(self) -> dict:
         chosen = {"genre": self.genre, "bpm": self.bpm, "key": self.key, "words": list(self.flags)}
@@ -215,6 +208,3 @@ def interpret_spec(spec) -> Interpretation:
 def structure_seconds(sections, bpm: float, beats_per_bar: int = 4) -> float:
     return sum(b for _, b in sections) * beats_per_bar * 60.0 / bpm
 
-
-def bars_for(duration_s: float, bpm: float, beats_per_bar: int = 4) -> int:
-    return max(1, int(math.ceil(duration_s * bpm / 60.0 / beats_per_bar - 1e-6)))

@@ -65,7 +65,6 @@ class FluidRenderer:
                                  ("program", ci, 1))
         self._cc = c("fluid_synth_cc", ci, ("synth", vp, 1), ("chan", ci, 1), ("ctrl", ci, 1), ("val", ci, 1))
         self._cur_tick = c("fluid_player_get_current_tick", ci, ("player", vp, 1))
-        self._total_ticks = c("fluid_player_get_total_ticks", ci, ("player", vp, 1))
         self._new_mod = c("new_fluid_mod", vp)
         self._delete_mod = c("delete_fluid_mod", None, ("mod", vp, 1))
         self._mod_source1 = c("fluid_mod_set_source1", None, ("mod", vp, 1), ("src", ci, 1), ("flags", ci, 1))

@@ -15,7 +15,6 @@ class JobError(ValueError):
     """A job request that cannot be run; the message says what to change."""
 
 
-NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 # How each key is spelled on a chart: the usual flats and sharps (Eb major, not D# major)
 MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MINOR_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")

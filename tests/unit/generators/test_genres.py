@@ -82,7 +82,8 @@ def features(r, genre: str, tmp_path) -> dict:
         if group == "hat":
             gaps = np.diff(on) * c.bpm / 60.0
             f["roll"] = float(gaps.min() * 4) if len(gaps) else 99.0
-            f["triplets"] = float(np.mean(np.minimum(np.abs(gaps - 1 / 3), np.abs(gaps - 2 / 3)) < 0.015))
+            near_third = np.minimum(np.abs(gaps - 1 / 3), np.abs(gaps - 2 / 3)) < 0.015
+            f["triplets"] = float(np.mean(near_third)) if len(gaps) else float("nan")  # no hats: nothing to say
             pos = on / (15.0 / c.bpm)
             late = pos - np.round(pos)  # how late each hat is against the straight 16th grid
             step = np.round(pos).astype(int)
@@ -90,8 +91,12 @@ def features(r, genre: str, tmp_path) -> dict:
 
             def lateness(sel) -> float:
                 # against the hats on the beat, so the onset finder's own delay cancels
-                on_beat = late[near & (step % 4 == 0)]
-                return float(np.median(late[near & sel]) - np.median(on_beat)) if (near & sel).any() else 0.0
+                if not (near & sel).any():
+                    return 0.0
+                on_beat = near & (step % 4 == 0)
+                if not on_beat.any():
+                    return float("nan")
+                return float(np.median(late[near & sel]) - np.median(late[on_beat]))
 
             f["swing16"] = lateness(step % 2 == 1)
             f["swing8"] = lateness(step % 4 == 2)
