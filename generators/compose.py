@@ -38,7 +38,6 @@ TICKS_PER_BEAT = 480
 CHANNELS = {"bass": 0, "chords": 1, "melody": 2, "808": 3, "drums": DRUM_CHANNEL, "perc": DRUM_CHANNEL}
 LAYER_CHANNELS = (4, 5)
 BEND_RANGE = 12  # semitones, set on every channel that bends
-KICK = G.KICK
 STYLES = G.STYLES
 
 # Song forms for takes longer than 16 bars: intro, the middle sections in turn, outro
@@ -81,6 +80,7 @@ class Composition:
     ctrl: dict[str, list[tuple]] = field(default_factory=dict)  # part -> (beat, 'bend', value) / (beat, 'cc', n, v)
     layers: dict[str, tuple] = field(default_factory=dict)  # part -> ((channel, bank, program, semis, cents, vel), …)
     brightness: dict[str, int] = field(default_factory=dict)  # part -> CC 74 at its start
+    volumes: dict[str, int] = field(default_factory=dict)  # part -> CC 7 (the mix); 100 when not named
     progression: tuple = ()
     sections: list[tuple[str, int, int]] = field(default_factory=list)  # (name, first bar, bars)
 
@@ -128,7 +128,7 @@ class Composition:
                 if bank:
                     head.append(mido.Message("control_change", channel=vch, control=0, value=bank))
                 head.append(mido.Message("program_change", channel=vch, program=program))
-            head.append(mido.Message("control_change", channel=vch, control=7, value=100))
+            head.append(mido.Message("control_change", channel=vch, control=7, value=self.volumes.get(name, 100)))
             if bends and vch == ch or cents:
                 head += _bend_range(vch, BEND_RANGE if bends and vch == ch else 2)
             if name in self.brightness:
@@ -269,6 +269,7 @@ def compose(style: str, key: str | Key | None, bpm: float | None, seed: int, dur
         comp.layers[bass_name] = tuple((LAYER_CHANNELS[i], b, p, semis, cents, vs)
                                        for i, ((b, p), semis, cents, vs) in enumerate(st.layers[bass_name]))
     comp.brightness = {n: v for n, v in st.brightness.items() if n in names}
+    comp.volumes = {n: v for n, v in st.volumes.items() if n in names}
     swing = st.swing
 
     def at(bar: int, step: float) -> float:
@@ -300,7 +301,7 @@ def compose(style: str, key: str | Key | None, bpm: float | None, seed: int, dur
             parts["drums"] += [Note(at(bar, s), 0.25, note, int(np.clip(v, 1, 127))) for s, note, v in hits]
         if "perc" in names and "perc" in plays:
             parts["perc"] += [Note(at(bar, s), 0.25, note, int(np.clip(v, 1, 127))) for s, note, v in G.perc(genre, b)]
-        kicks = sorted({s for s, note, _ in hits if note == KICK}) or list(G.KICKS.get(genre, ((0, 10),))[0])
+        kicks = sorted({s for s, note, _ in hits if note == G.KICK}) or list(G.KICKS.get(genre, ((0, 10),))[0])
         if bass_name in names and bass_name in plays:
             root = _bass_root(k, degree, bass_name == "808", st.bass_octave)
             notes = G.bass(genre, b, root, kicks)

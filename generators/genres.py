@@ -75,9 +75,10 @@ class Style:
     layers: dict = field(default_factory=dict)  # part -> ((bank, program), semitones, cents, velocity scale), …
     wobble: bool = False  # the bass's filter opens and closes (CC 74) in note values
     brightness: dict = field(default_factory=dict)  # part -> CC 74 it starts with (64: the preset's own filter)
+    volumes: dict = field(default_factory=dict)  # part -> CC 7, the mix (100 for a part not named)
 
 
-MINOR_DARK = ((0, 5, 3, 4), (0, 5, 6, 4), (0, 3, 5, 6), (0, 6, 5, 4))
+MINOR_DARK = ((0, 5, 0, 6), (0, 0, 5, 4), (0, 3, 0, 5), (0, 5, 0, 4))  # loops that come home to i
 STYLES: dict[str, Style] = {
     "trap": Style(KIT_808, 0.5, {"808": SINE, "chords": (0, 89), "melody": (0, 10)},
                   ((0, 5, 3, 4), (0, 3, 5, 4), (0, 4, 5, 3)), MINOR_DARK,
@@ -85,9 +86,10 @@ STYLES: dict[str, Style] = {
                                    ((2, 2), (6, 2), (8, 2), (11, 3), (14, 2))),
                   parts=("drums", "808", "chords", "melody"), melody_octave=5),
     "drill": Style(KIT_808, 0.5, {"808": SINE, "chords": (0, 49), "melody": (0, 14)},
-                   ((0, 5, 3, 4), (0, 3, 4, 5)), ((0, 5, 6, 4), (0, 3, 5, 4), (0, 1, 5, 4), (0, 5, 3, 6)),
+                   ((0, 5, 3, 4), (0, 3, 4, 5)), ((0, 5, 0, 6), (0, 0, 5, 4), (0, 1, 0, 5), (0, 5, 0, 4)),
                    ((0, 8, 70), (8, 8, 66)), (((0, 3), (3, 3), (6, 2), (8, 6)), ((0, 4), (6, 2), (8, 2), (11, 5))),
-                   parts=("drums", "808", "chords", "melody", "perc"), melody_octave=5),
+                   parts=("drums", "808", "chords", "melody", "perc"), melody_octave=5,
+                   volumes={"808": 90, "chords": 124, "melody": 110}),
     "boombap": Style(KIT_ROOM, 0.62, {"bass": (0, 33), "chords": (0, 0), "melody": (0, 59)},
                      ((0, 5, 1, 4), (0, 3, 1, 4)), ((0, 3, 6, 4), (0, 5, 3, 4), (0, 3, 4, 5)),
                      ((0, 3, 80), (3, 2, 62), (6, 4, 74), (11, 2, 60), (14, 2, 66)),
@@ -105,10 +107,10 @@ STYLES: dict[str, Style] = {
                    parts=("drums", "bass", "chords", "melody", "perc")),
     "techno": Style(KIT_808, 0.5, {"bass": (0, 39), "chords": (0, 89), "melody": (0, 81)},
                     ((0, 0, 5, 4), (0, 3, 0, 4)), ((0, 0, 4, 0), (0, 5, 0, 4), (0, 3, 4, 0)),
-                    ((0, 16, 58),), (((0, 1), (2, 1), (3, 1), (6, 1), (8, 1), (10, 1), (11, 1), (14, 1)),
+                    ((0, 16, 88),), (((0, 1), (2, 1), (3, 1), (6, 1), (8, 1), (10, 1), (11, 1), (14, 1)),
                                      ((0, 1), (3, 1), (6, 1), (8, 1), (11, 1), (14, 1))),
                     parts=("drums", "bass", "chords", "melody", "perc"), melody_octave=4,
-                    brightness={"bass": 24}),
+                    brightness={"bass": 10}, volumes={"drums": 80, "bass": 84, "chords": 127, "melody": 110}),
     "dnb": Style(KIT_STANDARD, 0.5, {"bass": (0, 81), "chords": (0, 89), "melody": (0, 50)},
                  ((0, 5, 3, 4), (0, 3, 5, 4)), ((0, 0, 5, 4), (0, 3, 0, 5), (0, 5, 3, 4)),
                  ((0, 16, 60),), (((0, 8), (8, 8)), ((0, 6), (6, 2), (8, 8)), ((4, 12),)),

@@ -83,14 +83,12 @@ def test_stems_are_general_midi_parts(tmp_path):
 
 
 # Two tempos and two keys per genre: the genre's own and one off it (a producer asks for both)
-KEY_OPEN = pytest.mark.xfail(strict=True, reason="open defect: the chroma key finder hears the iv or v here "
-                                                  "(minimal harmony over a loud bass); see the issue's note")
 GENRE_CASES = [
-    ("trap", "F# minor", 140), ("trap", "C minor", 132), pytest.param("drill", "C# minor", 144, marks=KEY_OPEN),
+    ("trap", "F# minor", 140), ("trap", "C minor", 132), ("drill", "C# minor", 144),
     ("drill", "G minor", 150),
     ("boombap", "D minor", 90), ("boombap", "Eb major", 86), ("lofi", "A minor", 84), ("lofi", "C major", 90),
-    ("house", "F minor", 124), ("house", "G major", 120), pytest.param("techno", "A minor", 128, marks=KEY_OPEN),
-    pytest.param("techno", "D minor", 132, marks=KEY_OPEN),
+    ("house", "F minor", 124), ("house", "G major", 120), ("techno", "A minor", 128),
+    ("techno", "D minor", 132),
     ("dnb", "E minor", 174), ("dnb", "F# minor", 170), ("dubstep", "F minor", 140), ("dubstep", "D minor", 142),
     ("breakbeat", "E minor", 105), ("breakbeat", "A major", 112), ("ambient", "D major", 72),
     ("ambient", "F minor", 80), ("rock", "G major", 120), ("rock", "E minor", 132),
