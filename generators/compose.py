@@ -373,7 +373,7 @@ def _wobble(ctrl: list[tuple], start: float, beats: float, rate: float) -> None:
     for j in range(n):
         t = start + j * rate / 16.0
         phase = (j % 16) / 16.0
-        ctrl.append((t, "cc", 74, int(round(12 + 108 * 0.5 * (1 - math.cos(2 * math.pi * phase))))))
+        ctrl.append((t, "cc", 74, int(round(64 * 0.5 * (1 - math.cos(2 * math.pi * phase))))))
     ctrl.append((start + beats - 0.01, "cc", 74, 64))
 
 

@@ -203,6 +203,8 @@ KICKS = {
     "dnb": ((0, 10), (0, 10, 11), (0, 7, 10), (0, 2, 10)),
     "breakbeat": ((0, 2, 10), (0, 3, 10, 11), (0, 6, 10), (0, 2, 7, 10)),
     "dubstep": ((0,), (0, 3), (0, 11), (0, 3, 14)),
+    "rock": ((0, 8, 10), (0, 7, 8), (0, 3, 8, 10), (0, 8, 10, 14)),
+    "ambient": ((0, 8), (0,), (0, 10), (0, 6, 8)),
 }
 
 
@@ -238,7 +240,8 @@ def drums(genre: str, b: Bar) -> list[Hit]:
         out += [(s, KICK, 108 + hard + v[int(s)]) for s in kick_var] if not sparse else [(0, KICK, 100)]
         out += [(4, SNARE, 110 + punch + v[4]), (12, SNARE, 112 + punch + v[12])]
         out += [(s, SNARE, 38 + int(r.integers(0, 12))) for s in (7, 15) if r.random() < 0.5]  # ghost notes
-        out += [(s, HAT, 64 + (14 if s % 4 == 0 else 0) + v[s]) for s in range(0, 16, 2 if b.variant % 2 else 1)]
+        ghost = (40, 54)[b.variant % 2]  # the swung odd 16ths: ghosted or half-open, by variant
+        out += [(s, HAT, (64 + (14 if s % 4 == 0 else 0) if s % 2 == 0 else ghost) + v[s]) for s in range(16)]
         if r.random() < 0.3:
             out.append((10, OPEN_HAT, 70))
     elif genre == "lofi":
@@ -281,16 +284,18 @@ def drums(genre: str, b: Bar) -> list[Hit]:
         if r.random() < 0.5:
             out = [h for h in out if not (h[1] == HAT and h[0] == 6)] + [(6, OPEN_HAT, 72)]
     elif genre == "rock":
-        out += [(0, KICK, 112 + hard), (8, KICK, 108 + hard), (10, KICK, 96 + hard)]
+        out += [(s, KICK, (112 if s == 0 else 102) + hard) for s in kick_var]
         out += [(4, SNARE, 110 + punch + v[4]), (12, SNARE, 110 + punch + v[12])]
         out += [(s, HAT, 76 + v[s]) for s in range(0, 16, 2)]
         if b.pos == 0 or b.index % 4 == 0:
             out.append((0, CRASH, 100))
         if b.last:
-            out += [(s, SNARE, 80 + 10 * (s - 13)) for s in (13, 14, 15)]
+            out = [h for h in out if h[0] < 12 or h[1] == KICK] + _fill(b)
     else:  # ambient: a soft pulse keeps time under the pads
-        out += [(0, KICK, 80), (8, KICK, 64)]
-        out += [(s, SHAKER, 52 + v[s] + (12 if s % 4 == 0 else 0)) for s in range(0, 16, 2)]
+        out += [(s, KICK, 80 if s == 0 else 64) for s in kick_var]
+        every = (2, 2, 4, 1)[b.variant % 4]
+        out += [(s, SHAKER, 52 + v[s] + (12 if s % 4 == 0 else 0)) for s in range(0, 16, every)
+                if s % 4 == 0 or r.random() < 0.7]  # a shaker that breathes: seeds differ in where
     if "hard kick" in b.flags:
         out += [(h[0], KICK2, min(127, h[2])) for h in out if h[1] == KICK]
     if b.last and not sparse and genre not in ("lofi", "rock", "ambient"):

@@ -105,3 +105,41 @@ def test_music_is_in_the_asked_tempo_and_key(backend, tmp_path, style, key, bpm)
     assert any(abs(tempo * f - bpm) / bpm <= 0.02 for f in (1.0, 2.0, 0.5)), (tempo, bpm)
     k = parse_key(key)
     assert estimate_key(y, 22050) in ((k.tonic, k.minor), (k.relative.tonic, k.relative.minor))
+
+
+def test_a_long_take_has_sections_with_parts_entering_and_leaving():
+    from jackgen.generators.compose import plan_sections
+
+    c = compose("trap", None, None, 7, 40 * 4 * 60 / 140)  # 40 bars
+    names = [n for n, _, _ in c.sections]
+    assert names[0] == "intro" and names[-1] == "outro" and {"verse", "hook"} <= set(names)
+    spb = 4.0
+
+    def playing(part: str, section: str) -> bool:
+        return any(b0 * spb <= n.start < (b0 + bars) * spb for n in c.parts[part]
+                   for name, b0, bars in c.sections if name == section)
+
+    assert not playing("808", "intro") and playing("808", "verse")  # the 808 enters after the intro
+    assert playing("melody", "hook") and not playing("melody", "outro")  # and the melody leaves before the end
+    markers = [m.text for m in c.to_midi().tracks[0] if m.type == "marker"]
+    assert markers == names
+    d = compose("house", None, None, 7, 24 * 4 * 60 / 124, structure=(("intro", 4), ("drop", 8), ("break", 4),
+                                                                      ("drop", 8)))
+    assert [(n, b) for n, _, b in d.sections] == [("intro", 4), ("drop", 8), ("break", 4), ("drop", 8)]
+    brk = next(b0 for n, b0, _ in d.sections if n == "break")
+    assert not [n for n in d.parts["drums"] if brk * 4 <= n.start < (brk + 4) * 4]  # the break drops the drums
+    assert plan_sections(12, "edm") == [("loop", 0, 12)]  # 16 bars or less: one loop
+
+
+@pytest.mark.parametrize("genre", ["trap", "drill", "boombap", "lofi", "house", "techno", "dnb", "dubstep",
+                                   "breakbeat", "ambient", "rock"])
+def test_variations_differ_in_notes_not_only_in_velocity(genre):
+    def shape(seed):
+        c = compose(genre, None, None, seed, 30.0)
+        return (c.progression, {p: frozenset((round(n.start, 4), n.pitch) for n in ns) for p, ns in c.parts.items()})
+
+    for seed in (1, 2, 3):
+        (prog_a, a), (prog_b, b) = shape(seed), shape(seed + 1)
+        changed = [p for p in a if a[p] != b.get(p)]
+        assert "melody" in changed or "chords" in changed or prog_a != prog_b, (genre, seed)
+        assert "drums" in changed or prog_a != prog_b, (genre, seed)
