@@ -41,15 +41,15 @@ class FluidBackend(Backend):
             r.close()
         self.renderers.clear()
 
-    def _render(self, midi: Path, ctx: TakeContext, k: int, max_frames: int | None, tail_s: float,
-                soundfont: str | None = None, expected_s: float | None = None):
+    def _render(self, path: Path, ctx: TakeContext, k: int, max_frames: int | None, tail_s: float,
+                soundfont: str | None = None, expected_s: float | None = None, midi=None):
         r = self.renderer(ctx.rate, soundfont)
         ctx.info["soundfont"] = r.soundfont
         done = 0
         fade = int(0.05 * ctx.rate)
-        for chunk in r.render(midi, first_chunk_frames=FIRST_CHUNK_FRAMES if k == 0 else CHUNK_FRAMES,
+        for chunk in r.render(path, first_chunk_frames=FIRST_CHUNK_FRAMES if k == 0 else CHUNK_FRAMES,
                               chunk_frames=CHUNK_FRAMES, max_frames=max_frames, tail_s=tail_s,
-                              should_stop=ctx.should_stop, gain=self.gain):
+                              should_stop=ctx.should_stop, gain=self.gain, midi=midi):
             done += chunk.shape[0]
             if max_frames is not None:
                 fade_tail(chunk, max_frames - done, fade)
@@ -73,8 +73,9 @@ class ProceduralBackend(FluidBackend):
         for k in range(spec.variations):
             seed = int(spec.seed) + k
             comp = compose(it.genre, it.key, it.bpm, seed, spec.duration_s, it.structure, it.flags)
-            stems = comp.write_stems(ctx.stems_dir(k), only=["full"])  # what is rendered; the parts' files
-            ctx.info["stems"].append({n: str(p) for n, p in comp.stem_paths(ctx.stems_dir(k)).items()})
+            paths = comp.stem_paths(ctx.stems_dir(k))
+            full = comp.write_midi(paths["full"])  # what is rendered; the parts' own files come after
+            ctx.info["stems"].append({n: str(p) for n, p in paths.items()})
             ctx.info.setdefault("progressions", []).append(list(comp.progression))
             ctx.info.setdefault("sections", []).append(comp.describe_sections())
             base = k / spec.variations
@@ -83,7 +84,7 @@ class ProceduralBackend(FluidBackend):
                 ctx.progress(base + f / spec.variations)
 
             sub = TakeContext(ctx.rate, ctx.session_dir, ctx.takes, ctx.should_stop, ctx.info, progress, ctx.media)
-            chunks = self._render(stems["full"], sub, k, total, 0.0, expected_s=spec.duration_s)
+            chunks = self._render(paths["full"], sub, k, total, 0.0, expected_s=spec.duration_s, midi=full)
             yield from itertools.islice(chunks, 1)
             comp.write_stems(ctx.stems_dir(k), only=list(comp.parts))  # once the first audio is out
             yield from chunks

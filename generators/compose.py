@@ -171,19 +171,22 @@ class Composition:
     def stem_paths(self, folder: str | Path) -> dict[str, Path]:
         return {name: Path(folder) / f"{name}.mid" for name in list(self.parts) + ["full"]}
 
+    def write_midi(self, path: Path, parts: list[str] | None = None) -> mido.MidiFile:
+        """Write ``to_midi(parts)`` to ``path`` (whole or not at all) and return it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        mid = self.to_midi(parts)
+        mid.save(str(tmp))
+        tmp.replace(path)
+        return mid
+
     def write_stems(self, folder: str | Path, only: list[str] | None = None) -> dict[str, Path]:
         """One .mid per part plus ``full.mid`` (all parts) in ``folder`` (or the ``only`` ones); returns
         name → path."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        out = {}
-        for name in only or list(self.parts) + ["full"]:
-            path = folder / f"{name}.mid"
-            tmp = path.with_name(f".{path.name}.tmp")
-            self.to_midi(None if name == "full" else [name]).save(str(tmp))
-            tmp.replace(path)
-            out[name] = path
-        return out
+        paths = self.stem_paths(folder)
+        for name in only or list(paths):
+            self.write_midi(paths[name], None if name == "full" else [name])
+        return {name: paths[name] for name in only or list(paths)}
 
 
 def _bend_range(ch: int, semitones: int) -> list[mido.Message]:

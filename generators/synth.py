@@ -133,20 +133,24 @@ class FluidRenderer:
 
     def render(self, midi_path: str | os.PathLike[str], *, chunk_frames: int = 4096,
                first_chunk_frames: int | None = None, max_frames: int | None = None, tail_s: float = 0.0,
-               should_stop: Callable[[], bool] | None = None, gain: float | None = None) -> Iterator[np.ndarray]:
+               should_stop: Callable[[], bool] | None = None, gain: float | None = None,
+               midi=None) -> Iterator[np.ndarray]:
         """Yield (n, 2) float32 chunks of ``midi_path`` rendered at ``sample_rate``.
 
         Ends when the MIDI player has played the file, plus ``tail_s`` seconds of
         release and reverb; or after ``max_frames``; or when ``should_stop()``.
         The first chunk can be smaller (``first_chunk_frames``) for a quick start.
+        ``midi``: the file's ``mido.MidiFile``, when the caller has just written it
+        (its event times are not read from the file a second time).
         """
         path = str(midi_path)
         if not Path(path).is_file():
             raise FileNotFoundError(f"MIDI file {path} does not exist")
         with self.fresh_synth(gain) as synth:
-            yield from self._play(synth, path, chunk_frames, first_chunk_frames, max_frames, tail_s, should_stop)
+            yield from self._play(synth, path, chunk_frames, first_chunk_frames, max_frames, tail_s, should_stop,
+                                  midi)
 
-    def _play(self, synth, path, chunk_frames, first_chunk_frames, max_frames, tail_s, should_stop):
+    def _play(self, synth, path, chunk_frames, first_chunk_frames, max_frames, tail_s, should_stop, midi):
         fs = self._fs
         player = fs.new_fluid_player(synth)
         if not player:
@@ -155,7 +159,7 @@ class FluidRenderer:
             if fs.fluid_player_add(player, path.encode()) != fs.FLUID_OK:
                 raise ValueError(f"{path} is not a MIDI file FluidSynth can read")
             fs.fluid_player_play(player)
-            events, big_ticks = _event_ticks(path, self.sample_rate)
+            events, big_ticks = _event_ticks(path, self.sample_rate, midi)
             tail_frames = int(tail_s * self.sample_rate)
             total = 0
             playing = True
@@ -205,13 +209,13 @@ class FluidRenderer:
             fs.delete_fluid_player(player)
 
 
-def _event_ticks(path: str, rate: int) -> tuple[list[int], float]:
+def _event_ticks(path: str, rate: int, mid=None) -> tuple[list[int], float]:
     """The absolute ticks of a MIDI file's channel events and of its end, sorted, and how many ticks a big
     step spans at the file's fastest tempo (plus a block's worth, for rounding)."""
     import mido
 
     try:
-        mid = mido.MidiFile(path)
+        mid = mid if mid is not None else mido.MidiFile(path)
     except Exception:  # FluidSynth read it; mido could not: 64-frame blocks throughout
         return [0], float("inf")
     ticks: set[int] = set()
