@@ -36,6 +36,7 @@ CMD_MASTER_EQ = 14  # [op, band 0-3, type 0-5, freq, gain_db, q]  mastering EQ b
 CMD_MASTER_CHAIN = 15  # [op, gen]  build the master chain control wrote to /dev/shm/jackgen-<inst>-master-chain.json
 CMD_MASTER_PARAM = 16  # [op, gen, index, name: str, value]  a master plugin's parameter (glides)
 CMD_MASTER_BYPASS = 17  # [op, gen, index, on]  crossfaded over one block
+CMD_TRANSPORT = 18  # [op, rolling: 0/1]  jack_transport_start/stop (real-time safe) from the engine's client
 # CMD_GAIN/PAN/MUTE/SOLO take an optional trailing at_frame: applied in the block
 # that contains that frame (OSC bundles with a future timetag).
 
@@ -50,6 +51,7 @@ EVT_ERROR = 6  # [op, code, track, detail: int]
 EVT_MIDI = 7  # [op, frame, status, data1, data2]  every short message on midi_in (learn, mappings)
 EVT_APPLIED = 8  # [op, opcode, track, frame]  a timed command took effect
 EVT_MASTER_CHAIN = 9  # [op, gen, ok: 0/1, latency_frames, error: str]  a master chain took over (or failed)
+EVT_RELOCK = 10  # [op, frame, skipped_frames, tracks]  JACK skipped cycles (xrun); playing streams skipped as much
 
 # Track states reported in EVT_TRACK (and kept by the engine).
 TRACK_IDLE = 0
@@ -100,6 +102,7 @@ STATUS_FIELDS = (
     "late_timed",
     "bbt",  # None, or [frame, bar, beat, tick, ticks_per_beat, beats_per_bar, bpm] while a
     #          timebase master rolls the JACK transport: that BBT holds exactly at frame
+    "skipped_frames",  # frames the streams dropped to stay on the frame clock (re-locks, late starts)
 )
 
 

@@ -30,8 +30,15 @@ def atomic_write_json(path: Path, data: Any) -> None:
     """Write JSON through a temporary file, fsync and rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # disk full, say: the old version stays, and no half file is left
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

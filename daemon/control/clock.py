@@ -1,10 +1,17 @@
 """The engine clock seen from control: JACK frames <-> JACK time <-> wall-clock time, and the tempo map.
 
 JACK time is CLOCK_MONOTONIC_RAW in µs (jack2's ``jack_get_time``), which every
-process can read. The engine publishes, with each status, the frame at the start
-of a cycle, the JACK time of that moment and JACK's period estimate; from those
-any JACK time maps to a frame, as scsynth maps OSC timetags to its sample clock.
+process can read. The engine publishes, with each status (4 a second), the frame at
+the start of a cycle, the JACK time of that moment and JACK's period estimate; from
+those any JACK time maps to a frame, as scsynth maps OSC timetags to its sample clock.
 Wall-clock times (OSC/NTP timetags) are first moved onto CLOCK_MONOTONIC_RAW.
+
+One status alone is a noisy reference on a loaded machine (its cycle time carries
+JACK's filter error, tens of µs), and a map rebuilt from each new one made two
+timetags 0.5 s apart land up to 12 frames off 24 000, depending on which status each
+was converted with. ``ClockFit`` fits one line through the last 16 s of statuses
+instead, so the mapping moves by a small fraction of a frame per status and two
+timetags N frames apart map N frames apart. Control needs no JACK client for it.
 """
 
 from __future__ import annotations
@@ -12,9 +19,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
-
-from jackgen.bridge.schema import frames_until, unwrap_frame
 
 
 def jack_now_usecs() -> int:
@@ -27,6 +31,60 @@ def unix_to_jack_usecs(unix_s: float) -> float:
     return (unix_s - offset_s) * 1e6
 
 
+class ClockFit:
+    """frames = intercept + slope · µs, fitted through the last ``window`` status references.
+
+    The slope is the nominal rate until the window spans ``min_span_s`` (then the fitted
+    rate, within ``max_ppm`` of nominal: a real clock drifts by tens of ppm); the intercept
+    is the mean over the window. A reference more than ``jump_frames`` off the line (the
+    server restarted, a new engine) starts a new window."""
+
+    def __init__(self, window: int = 64, min_span_s: float = 4.0, max_ppm: float = 1000.0) -> None:
+        self.window, self.min_span_s, self.max_ppm = window, min_span_s, max_ppm
+        self.rate = 0
+        self.jump_frames = 0
+        self._pts: list[tuple[float, float]] = []
+        self.slope = 0.0
+        self.intercept = 0.0
+        self.resets = 0
+
+    @property
+    def valid(self) -> bool:
+        return bool(self._pts) and self.slope > 0
+
+    def add(self, usecs: int, frame: int, rate: int, block: int) -> None:
+        if usecs <= 0 or rate <= 0:
+            return
+        if rate != self.rate or (self.valid and abs(self.frame_at(usecs) - frame) > max(2 * block, 64)):
+            if self._pts:
+                self.resets += 1
+            self._pts.clear()
+            self.rate = rate
+        self._pts.append((float(usecs), float(frame)))
+        if len(self._pts) > self.window:
+            del self._pts[0]
+        self._fit()
+
+    def _fit(self) -> None:
+        nominal = self.rate / 1e6
+        u0, f0 = self._pts[0]
+        slope = nominal
+        if len(self._pts) >= 3 and self._pts[-1][0] - u0 >= self.min_span_s * 1e6:
+            us = [u - u0 for u, _ in self._pts]
+            fs = [f - f0 for _, f in self._pts]
+            mu, mf = sum(us) / len(us), sum(fs) / len(fs)
+            var = sum((u - mu) ** 2 for u in us)
+            if var > 0:
+                fitted = sum((u - mu) * (f - mf) for u, f in zip(us, fs)) / var
+                if abs(fitted / nominal - 1.0) <= self.max_ppm * 1e-6:
+                    slope = fitted
+        self.slope = slope
+        self.intercept = sum(f - slope * u for u, f in self._pts) / len(self._pts)
+
+    def frame_at(self, usecs: float) -> float:
+        return self.intercept + self.slope * usecs
+
+
 @dataclass
 class EngineClock:
     frame: int = 0  # frame at the start of the reference cycle (unwrapped past 2^32)
@@ -34,9 +92,8 @@ class EngineClock:
     period_usecs: float = 0.0
     block: int = 0
     rate: int = 0
-    # JACK's own µs -> frame conversion when control has a JACK client (exact for
-    # recent cycles); otherwise extrapolate from the reference cycle above.
-    to_frames: Callable[[float], int] | None = None
+    # the line fitted through recent references (``ClockFit``); else extrapolate from this one
+    fit: ClockFit | None = None
 
     @property
     def valid(self) -> bool:
@@ -44,16 +101,8 @@ class EngineClock:
 
     def frame_at(self, usecs: float) -> int:
         """The frame playing at JACK time ``usecs`` (extrapolated from the reference cycle)."""
-        if self.to_frames is not None:
-            try:
-                # JACK frame times are 32-bit: a time before the server's frame 0 (or across
-                # the wrap, every ~24.8 h at 48 kHz) comes back wrapped; take the signed
-                # distance from now instead.
-                now32 = self.to_frames(jack_now_usecs())
-                now = unwrap_frame(now32, self.frame) if self.frame else now32
-                return now + frames_until(self.to_frames(usecs), now32)
-            except Exception:
-                pass
+        if self.fit is not None and self.fit.valid:
+            return int(round(self.fit.frame_at(usecs)))
         if not self.valid:
             raise ValueError("no clock reference from the engine yet")
         per_usec = self.block / self.period_usecs

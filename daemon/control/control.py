@@ -26,12 +26,13 @@ from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.bridge.ring import InstanceLock
 from jackgen.bridge import schema as S
 from jackgen.common.children import ChildProcess, self_argv
+from jackgen.common.files import atomic_write_json
 from jackgen.common.errors import JackgenError, check_finite, check_track
 from jackgen.common.media import MediaPolicy
 from jackgen.daemon.config import Config, check_session_name
 from jackgen.daemon.control.chains import Chains
-from jackgen.daemon.control.clock import EngineClock, TempoMap
-from jackgen.daemon.control.connections import ConnectionKeeper, quiet_libjack
+from jackgen.daemon.control.clock import ClockFit, EngineClock, TempoMap
+from jackgen.daemon.control.connections import ConnectionStore
 from jackgen.daemon.control.link import EngineLink
 from jackgen.daemon.control.master import Master
 from jackgen.daemon.control.midi import Midi
@@ -67,11 +68,13 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         self.crumbs: dict = {}  # role -> shared words naming the plugin a process is inside (bridge/crumb.py)
         self.tempo = TempoMap(cfg.control.tempo_bpm, cfg.control.beats_per_bar)
         self.clock = EngineClock()
+        self.clock_fit = ClockFit()
         self.tempo_source = "jackgen"  # or "jack transport" while a timebase master rolls
         self.engine_status: dict[str, Any] = {}
         self._status_rx_mono = 0.0
         self.engine_pid: int | None = None
         self.engine_hellos = 0
+        self.relocks = 0  # times JACK skipped our cycles and the engine re-locked the streams
         self._restored_hellos = 0  # hellos whose connections have been restored
         self.meters: dict[str, Any] = {}
         self.streams: dict[int, Stream] = {}
@@ -95,8 +98,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         self.midi_log: list[dict] = []  # the last few MIDI events seen (status, learn feedback)
         self._saver: asyncio.Task | None = None
         self._dirty = asyncio.Event()
-        self.connections = ConnectionKeeper(cfg.jack.client_name, cfg.jack_server,
-                                            self.session_dir / "connections.json")
+        self.connections = ConnectionStore(cfg.runtime_path, self.session_dir / "connections.json")
 
     def child(self, role: str, argv: list[str], **kw) -> ChildProcess:
         s = self.cfg.supervisor
@@ -165,9 +167,9 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
     async def start(self) -> None:
         """Rings, session, the engine link's tasks, MIDI inputs, the feeder, the job board and (under
         ``jackgen run``) the engine. The front ends are started by the service on top."""
-        quiet_libjack()
         self.open_rings()
         self.load_session()
+        self.connections.use_session(self.session_dir / "connections.json")
         cfg_args = ["--config", self.config_path] if self.config_path else []
         inst = ["--instance", self.cfg.instance]
         self._tasks.append(asyncio.create_task(self._event_loop(), name="engine-events"))
@@ -206,7 +208,6 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        self.connections.close()
         if self.rings:
             self.rings.close(unlink=True)
         for path in (*(crumb_file(self.cfg.instance, r) for r in CRUMB_ROLES), chain_file(self.cfg.instance)):
@@ -267,6 +268,8 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
                 raise JackgenError(str(e)) from None
             self.session = name
             self.session_dir = self.cfg.session_dir(name)
+            self.connections.path = self.session_dir / "connections.json"
+            atomic_write_json(self.connections.path, self.connections.saved)
         self.write_session()  # now, not at the next background save: the caller may read it next
         return {"session": self.session, "path": str(self.session_dir / "session.json")}
 
@@ -285,6 +288,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         self.tracks = [TrackState() for _ in range(N_TRACKS)]
         self.master = default_master()
         self.load_session()
+        self.connections.use_session(folder / "connections.json")
         if self.engine_status:
             self._replay_state()
         for t, tr in enumerate(self.tracks):

@@ -94,8 +94,9 @@ class EngineLink:
             st = self.engine_status = dict(zip(S.STATUS_FIELDS, e[1:]))
             self._status_rx_mono = time.monotonic()
             st["frame_time"] = self.unwrap(st["frame_time"])
+            self.clock_fit.add(st.get("cycle_usecs", 0), st["frame_time"], st["sample_rate"], st["block_size"])
             self.clock = EngineClock(st["frame_time"], st.get("cycle_usecs", 0), st.get("period_usecs", 0.0),
-                                     st["block_size"], st["sample_rate"], self._jack_to_frames())
+                                     st["block_size"], st["sample_rate"], self.clock_fit)
             self.tempo.set_rate(st["sample_rate"])
         elif op == S.EVT_METERS:
             self.meters = {"frame": e[1], "track_peak": e[2], "track_rms": e[3], "master_peak": e[4],
@@ -149,23 +150,20 @@ class EngineLink:
         elif op == S.EVT_MIDI:
             _, _frame, status, d1, d2 = e
             self.on_midi(status, d1, d2, "jack:midi_in")
+        elif op == S.EVT_RELOCK:
+            _, frame, gap, moved = e
+            self.relocks += 1
+            log.warning("JACK skipped %d frames before frame %d (an xrun): %d playing track(s) dropped as much "
+                        "to stay on the frame clock", gap, self.unwrap(frame), moved)
         elif op == S.EVT_ERROR:
             log.error("engine reported error code %s (track %s, detail %s)", e[1], e[2], e[3])
 
     async def _connections_loop(self) -> None:
-        """Remember our ports' JACK connections (every 2 s); after each hello, restore them first,
-        so a fresh engine's empty ports never overwrite the snapshot."""
+        """Every 2 s: the engine's published JACK connections go into the session."""
         while True:
-            pending = self._restored_hellos != self.engine_hellos
-            await asyncio.sleep(0.25 if pending else 2.0)
-            if not self.engine_alive():
-                continue
+            await asyncio.sleep(2.0)
             try:
-                if self._restored_hellos != self.engine_hellos:
-                    self._restored_hellos = self.engine_hellos
-                    await asyncio.to_thread(self.connections.restore)
-                else:
-                    await asyncio.to_thread(self.connections.update)
+                await asyncio.to_thread(self.connections.update)
             except Exception:
                 log.exception("keeping JACK connections failed")
 
@@ -255,14 +253,6 @@ class EngineLink:
             return self.tempo.next_boundary(earliest, at)
         raise JackgenError(f"'at' must be now, beat or bar, or a frame number, got {at!r}")
 
-    def _jack_to_frames(self):
-        client = self.connections._client  # noqa: SLF001 (only if already open: never blocks here)
-        if client is None:
-            return None
-        from jackgen.daemon.engine.jacktime import time_to_frames
-
-        return lambda usecs, c=client: time_to_frames(c, usecs)
-
     def follow_transport(self) -> bool:
         """While another client is JACK timebase master and rolls the transport, take its bar grid.
 
@@ -297,14 +287,9 @@ class EngineLink:
         return task
 
     async def transport(self, action: str) -> dict:
-        """Start/stop JACK transport (Ardour and other clients follow it)."""
-        client = self.connections.client()
-        if client is None:
-            raise Unavailable("JACK is not reachable: cannot drive the transport")
-        if action == "start":
-            await asyncio.to_thread(client.transport_start)
-        else:
-            await asyncio.to_thread(client.transport_stop)
+        """Start/stop JACK transport (Ardour and other clients follow it): the engine's client does it."""
+        self.send(S.CMD_TRANSPORT, 1 if action == "start" else 0)
+        await self.sync()
         return {"transport": action}
 
     def _send_maybe_timed(self, op: int, t: int, value: object, at_frame: int | None) -> None:

@@ -65,6 +65,8 @@ class Status:
             "tempo_source": self.tempo_source,
             "midi_events": int(st.get("midi_events", 0)),
             "late_timed": int(st.get("late_timed", 0)),
+            "skipped_cycles": self.relocks,
+            "skipped_frames": int(st.get("skipped_frames") or 0),
             "master_peak": self.meters.get("master_peak"),
             "master": self.master_info(),
             "tracks": tracks,

@@ -35,6 +35,7 @@ from jackgen.bridge.crumb import open_crumb
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.bridge.schema import MAX_MIDI_EVENTS_PER_BLOCK
 from jackgen.daemon.config import Config
+from jackgen.daemon.engine.connections import ConnectionKeeper
 from jackgen.daemon.engine.jacktime import ffi as _jt_ffi
 from jackgen.daemon.engine.jacktime import lib as _jt_lib
 from jackgen.daemon.engine.jacktime import report_output_latency
@@ -141,6 +142,10 @@ class JackDriver:
         self._p_midi = kffi.cast("uint64_t *", kffi.from_buffer(self.core.midi_buf))
         self._pos = jack_ffi.new("jack_position_t *")
         self.core.transport_reader = self._transport_bbt
+        start, stop = jack_lib.jack_transport_start, jack_lib.jack_transport_stop  # both real-time safe
+        ptr = self._client_ptr
+        self.core.transport_control = lambda rolling: start(ptr) if rolling else stop(ptr)
+        self.keeper = ConnectionKeeper(c, [*self.outports, self.midi_in], cfg.runtime_path)
         self.hist = np.zeros(HIST_US, dtype=np.int64)
         c.set_process_callback(self._process)
         # xruns are counted by a C callback into this array (see jg_count_event)
@@ -262,7 +267,14 @@ class JackDriver:
         )
         notify("READY=1")
         last_blocks = -1
+        next_keep = 0.0
         while not self.stop.is_set():
+            if time.monotonic() >= next_keep:  # the connections to remember and to restore
+                next_keep = time.monotonic() + 2.0
+                try:
+                    self.keeper.tick()
+                except Exception:
+                    log.exception("keeping JACK connections")
             # SIGTERM/SIGINT are blocked in every thread (see run_engine) and taken here,
             # synchronously; the 1 s timeout notices a JACK shutdown.
             if signal.sigtimedwait(STOP_SIGNALS, 1.0) is not None:

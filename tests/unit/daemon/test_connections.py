@@ -1,33 +1,35 @@
-"""While the JACK server is gone, control's JACK client retries quietly, with back-off (real libjack)."""
+"""JACK connections kept across restarts: control's store and the engine's keeper (real libjack)."""
 
 from __future__ import annotations
 
-import logging
+import json
 import os
 import subprocess
 import sys
 import time
 
-from jackgen.daemon.control.connections import RETRY_FIRST_S, ConnectionKeeper, quiet_libjack
+from jackgen.common.jackconn import NOW_FILE, WANT_FILE
+from jackgen.daemon.control.connections import ConnectionStore
 
 
-def test_retries_back_off_log_once_and_print_nothing(tmp_path, capfd, caplog):
-    quiet_libjack()
-    keeper = ConnectionKeeper("jackgen", f"no-such-server-{os.getpid()}", tmp_path / "connections.json")
-    with caplog.at_level(logging.INFO, logger="jackgen.connections"):
-        assert keeper.client() is None
-        first_retry = keeper._next_try
-        assert first_retry > time.monotonic()
-        for _ in range(50):  # within the back-off: no new attempt
-            assert keeper.client() is None
-        assert keeper._next_try == first_retry
-        time.sleep(RETRY_FIRST_S + 0.05)
-        assert keeper.client() is None  # a second attempt, then a longer wait
-        assert keeper._next_try - time.monotonic() > RETRY_FIRST_S * 1.5
-    said = [r.getMessage() for r in caplog.records if "not reachable" in r.getMessage()]
-    assert len(said) == 1, said
-    out, err = capfd.readouterr()
-    assert "Cannot connect" not in err + out and "jack server is not running" not in (err + out).lower()
+def test_control_keeps_what_the_engine_publishes_and_wants_the_session_back(tmp_path):
+    runtime, session = tmp_path / "run", tmp_path / "s" / "connections.json"
+    store = ConnectionStore(runtime, session)
+    store.use_session(session)
+    assert json.loads((runtime / WANT_FILE).read_text()) == {}
+    assert not store.update()  # the engine has published nothing yet
+    runtime.joinpath(NOW_FILE).write_text(json.dumps({"jackgen:track_03_L": ["ardour:Audio 3/audio_in 1"]}))
+    assert store.update()
+    assert json.loads(session.read_text()) == {"jackgen:track_03_L": ["ardour:Audio 3/audio_in 1"]}
+    assert json.loads((runtime / WANT_FILE).read_text()) == json.loads(session.read_text())  # for a new engine
+    assert not store.update()  # unchanged file: nothing to do
+    again = ConnectionStore(runtime, session)  # a restarted control
+    again.use_session(session)
+    assert json.loads((runtime / WANT_FILE).read_text()) == {"jackgen:track_03_L": ["ardour:Audio 3/audio_in 1"]}
+    runtime.joinpath(NOW_FILE).write_text("{not json")
+    time.sleep(0.01)
+    os.utime(runtime / NOW_FILE)
+    assert not again.update() and json.loads(session.read_text())  # a broken file changes nothing
 
 
 def test_an_engine_without_a_server_says_so_in_one_line_per_start(tmp_path):

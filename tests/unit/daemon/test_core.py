@@ -272,3 +272,56 @@ def test_scheduling_across_the_32_bit_frame_wrap(rings):
     assert tr[gain_block : gain_block + n].any() and core.late_commands == 0
     evs = track_events(events(rings), 3)
     assert evs[0] == (S.TRACK_PLAYING, at)
+
+
+def _ramp(frames: int) -> np.ndarray:
+    """A stereo stream whose sample k is (k + 1) · 1e-6: its value says which frame of it plays."""
+    v = (np.arange(frames, dtype=np.float64) + 1) * 1e-6
+    return np.repeat(v[:, None], 2, axis=1).astype(np.float32)
+
+
+def _stream_index(out_row: np.ndarray, gain: float) -> np.ndarray:
+    return np.rint(out_row / gain / 1e-6).astype(np.int64) - 1
+
+
+def test_after_skipped_cycles_every_playing_stream_is_relocked_to_the_frame_clock(rings):
+    """An xrun (JACK did not run us for two blocks): both tracks, started before and after it,
+    play the frame of their stream that the frame clock says, never one block late."""
+    n = 256
+    core, drv = make_core(rings, n)
+    f1 = drv.frame + 3 * n + 17
+    start_stream(rings, 0, _ramp(1 << 14), at=f1)
+    run(drv, 8, n)
+    drv.frame += 2 * n  # two cycles JACK never ran (the frames went by)
+    f2 = drv.frame + 5 * n + 101
+    start_stream(rings, 1, _ramp(1 << 14), at=f2)
+    got0, got1, frames = [], [], []
+    for _ in range(12):
+        frames.append(drv.frame)
+        t, _ = drv.run_block(n)
+        got0.append(t[0][0].copy())
+        got1.append(t[1][0].copy())
+    g = float(got0[0][0]) / ((frames[0] - f1 + 1) * 1e-6)  # the track's gain (pan law), from a sample
+    for row, f0, start in ((np.concatenate(got0), frames[0], f1), (np.concatenate(got1), frames[0], f2)):
+        fr = f0 + np.arange(row.size)
+        playing = fr >= start + 200  # past the start's fade-in
+        assert (_stream_index(row[playing], g) == (fr - start)[playing]).all()
+    st = [e for e in events(rings) if e[0] == S.EVT_RELOCK]
+    assert [(e[2], e[3]) for e in st] == [(2 * n, 1)]
+    assert core.skipped_cycles == 1 and core.skipped_frames == 2 * n and core.relock_short == 0
+
+
+def test_a_start_whose_frame_went_by_starts_where_it_would_be(rings):
+    """A quantized start that arrives after its frame (the command was late, or cycles were
+    skipped) starts that far into its stream: it lands on the grid, not late."""
+    n = 256
+    core, drv = make_core(rings, n)
+    start = drv.frame - 300  # already 300 frames in the past
+    start_stream(rings, 0, _ramp(1 << 14), at=start)
+    f0 = drv.frame
+    rows = [drv.run_block(n)[0][0][0].copy() for _ in range(4)]
+    row = np.concatenate(rows)
+    fr = f0 + np.arange(row.size)
+    g = float(row[400]) / ((fr[400] - start + 1) * 1e-6)
+    assert (_stream_index(row[200:], g) == (fr - start)[200:]).all()
+    assert core.skipped_frames == 300
