@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from jackgen.bridge import schema as S
-from jackgen.bridge.ring import AudioRing, MessageRing, RingError, ring_name
+from jackgen.bridge.ring import AudioRing, MessageRing, RingError, mapped_by, ring_name
 
 N_TRACKS = 16
 
@@ -64,6 +64,16 @@ class InstanceRings:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.1)
+
+    def replaced(self) -> bool:
+        """True when the names no longer lead to these segments: control has made new rings
+        (after a crash of everything, or a change of ring size), and whoever holds these old
+        ones must attach again."""
+        return self.commands.replaced()
+
+    def in_use_elsewhere(self) -> list[int]:
+        """Pids of other processes that have these rings mapped (the engine, the feeder, workers)."""
+        return mapped_by(self.commands.name)
 
     def all(self) -> list:
         return [*self.tracks, self.commands, self.events]

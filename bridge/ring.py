@@ -147,6 +147,13 @@ class _Ring:
     def _release_views(self) -> None:
         pass
 
+    def replaced(self) -> bool:
+        """True when this segment's name now leads elsewhere (or nowhere): it was unlinked."""
+        try:
+            return os.stat(os.path.join(SHM_DIR, self.name)).st_ino != os.fstat(self._fd).st_ino
+        except OSError:
+            return True
+
     def unlink(self) -> None:
         """Remove the segment's name; processes that have it mapped keep working."""
         try:
@@ -374,6 +381,22 @@ class MessageRing(_Ring):
     @property
     def dropped(self) -> int:
         return self._u64(L.OFF_DROPPED)
+
+
+def mapped_by(name: str) -> list[int]:
+    """Pids of other live processes that have the segment ``name`` mapped (from /proc/*/maps)."""
+    needle = os.path.join(SHM_DIR, name).encode()
+    me, out = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/maps", "rb") as f:
+                if needle in f.read():
+                    out.append(int(entry))
+        except OSError:
+            continue
+    return [p for p in out if pid_alive(p)]
 
 
 def pid_alive(pid: int) -> bool:

@@ -262,6 +262,10 @@ class Config(_Section):
         return Path(f"/tmp/jackgen-{os.getuid()}") / self.instance
 
     @property
+    def feeder_socket(self) -> Path:
+        return self.runtime_path / "feeder.sock"
+
+    @property
     def redis_embedded(self) -> bool:
         return not self.redis.url
 

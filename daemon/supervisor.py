@@ -3,11 +3,14 @@
 It starts, in order, the embedded redis-server (when no ``[redis] url`` is set), the local
 generator workers (``generators.workers``, which load their models while the rest starts; a
 backend in ``generators.start_on_demand``, musicgen by default, gets a worker when its first job
-waits), and control (which runs the engine and the feeder).
-Whichever dies is restarted with back-off while the others go on: control can be killed while a
-job streams, and the worker finishes the job. Each child gets SIGTERM if the supervisor dies
-(``PR_SET_PDEATHSIG``), so no orphan is left; on SIGTERM or Ctrl-C it stops control first, then the
-workers, then Redis. Under systemd each part is its own unit instead and systemd supervises.
+waits), control (which makes the rings), the engine and the feeder (which attach to them).
+Whichever dies is restarted with back-off while the others go on: a killed control comes back
+and takes over the running engine, feeder and workers without stopping a note; a killed engine
+gets the whole mix back from control. Each child gets SIGTERM if the supervisor dies
+(``PR_SET_PDEATHSIG``), so no orphan is left. What it knows of its children (pid, restarts, last
+exit code) is in ``<runtime>/processes.json``, which ``jackgen status`` shows. On SIGTERM or
+Ctrl-C it stops the engine, the feeder and the workers, then control (which then removes the
+rings), then Redis. Under systemd each part is its own unit instead and systemd supervises.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 from jackgen.common.children import ChildProcess, self_argv
+from jackgen.common.files import atomic_write_json
 from jackgen.common.link import EXIT_UNAVAILABLE
 from jackgen.daemon.config import Config
 
@@ -31,6 +36,8 @@ class Supervisor:
         self.session = session
         self.redis: ChildProcess | None = None
         self.control: ChildProcess | None = None
+        self.engine: ChildProcess | None = None
+        self.feeder: ChildProcess | None = None
         self.workers: dict[str, ChildProcess] = {}
         self._stopping = False
         self.stopped = asyncio.Event()  # control cannot run (port in use, instance taken): everything stops
@@ -38,8 +45,34 @@ class Supervisor:
 
     def _child(self, role: str, argv: list[str], **kw) -> ChildProcess:
         s = self.cfg.supervisor
+        on_exit = kw.pop("on_exit", None)
+
+        async def exited(child: ChildProcess, code: int) -> None:
+            self.record()
+            if on_exit:
+                await on_exit(child, code)
+
+        async def started(child: ChildProcess) -> None:
+            self.record()
+
         return ChildProcess(role, argv, s.restart_delay_s, s.max_restart_delay_s, die_with_parent=True,
-                            new_session=True, **kw)
+                            new_session=True, on_start=started, on_exit=exited, **kw)
+
+    def children(self) -> dict[str, ChildProcess]:
+        named = {"redis": self.redis, "control": self.control, "engine": self.engine, "feeder": self.feeder}
+        return {**{k: v for k, v in named.items() if v is not None},
+                **{f"worker {b}": w for b, w in self.workers.items()}}
+
+    def record(self) -> None:
+        """``<runtime>/processes.json``: each child's pid, restarts and last exit code (status reads it)."""
+        data = {role: {"pid": c.pid, "restarts": c.restarts, "last_exit": c.last_exit}
+                for role, c in self.children().items()}
+        data["supervisor"] = {"pid": os.getpid(), "restarts": 0, "last_exit": None}
+        try:
+            self.cfg.runtime_path.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.cfg.runtime_path / "processes.json", data)
+        except OSError as e:
+            log.warning("cannot write processes.json: %s", e)
 
     def _args(self) -> list[str]:
         return ["--config", self.config_path] if self.config_path else []
@@ -73,9 +106,14 @@ class Supervisor:
         for b in cfg.generators.workers:  # first: they need only Redis, and load their models meanwhile
             self.start_worker(b)
         extra = ["--session", self.session] if self.session else []
-        self.control = self._child("control", self_argv("control", "--with-engine", *self._args(), *extra),
+        self.control = self._child("control", self_argv("control", *self._args(), *extra),
                                    no_restart_codes=(2,), on_exit=self._on_control_exit)
         self.control.start()
+        inst = ["--instance", cfg.instance]
+        self.engine = self._child("engine", self_argv("engine", *self._args(), *inst))
+        self.feeder = self._child("feeder", self_argv("feeder", *self._args(), *inst))
+        self.engine.start()  # both wait (10 s) for control's rings, and are restarted if they give up
+        self.feeder.start()
 
     async def _on_control_exit(self, child: ChildProcess, code: int) -> None:
         if child.disabled:
@@ -127,13 +165,16 @@ class Supervisor:
             await r.aclose()
 
     async def stop(self) -> None:
-        if self.control:
+        others = [c for c in (self.engine, self.feeder, *self.workers.values()) if c]
+        await asyncio.gather(*(c.stop(timeout_s=10.0) for c in others))
+        if self.control:  # last of the instance's processes: it removes the rings
             await self.control.stop(timeout_s=20.0)
-        await asyncio.gather(*(w.stop(timeout_s=10.0) for w in self.workers.values()))
+        with contextlib.suppress(OSError):
+            (self.cfg.runtime_path / "processes.json").unlink()
         if self.redis:
             await self.redis.stop(timeout_s=10.0)
-            with contextlib.suppress(OSError):
-                self.cfg.redis_socket.parent.rmdir()  # the runtime folder, once empty
+        with contextlib.suppress(OSError):
+            self.cfg.runtime_path.rmdir()  # the runtime folder, once empty
         log.info("stopped")
 
 
@@ -166,7 +207,7 @@ async def supervise(cfg: Config, config_path: str | None, session: str | None) -
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for w in waits:
         w.cancel()
-    log.info("stopping: control, then the workers, then Redis")
+    log.info("stopping: the engine, the feeder and the workers, then control, then Redis")
     sup._stopping = True
     lazy.cancel()  # redis-py can swallow a cancel inside a command: never wait on it for long
     await asyncio.wait({lazy}, timeout=2.0)

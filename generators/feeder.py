@@ -1,6 +1,8 @@
 """The feeder worker: streams audio files into track rings ahead of playback.
 
-Control starts one (``jackgen feeder``) and talks to it in JSON lines:
+The supervisor (or systemd: ``jackgen-feeder.service``) runs one (``jackgen feeder``); it listens
+on a unix socket in the runtime folder (``feeder.sock``) and control connects to it, so either
+can restart while the other goes on streaming. They talk in JSON lines:
 
     stdin   {"op": "stream", "id", "track" (0-based), "epoch", "path", "rate",
              "prefill_frames", "resume_from" (frames already delivered, or null), chain…}
@@ -12,6 +14,9 @@ Control starts one (``jackgen feeder``) and talks to it in JSON lines:
             "cancelled" | "error", "frames", "message"?}; {"event": "error", "message"} for a
             request it cannot read; {"event": "relay_counters", "gaps", "gap_frames", "bad"} after a
             relayed stream. With a Redis URL it also lands remote workers' takes (``Lander``).
+            On each connection, after the events that waited for one (the last 2 000 while no
+            control was connected): {"event": "hello", "pid", "feeds": [{"track", "epoch", "id"}]},
+            what it streams now, so a restarted control knows which of its streams go on.
 
 "primed" is sent once ``prefill_frames`` are in the ring (or the whole file is),
 so control can tell the engine to start with audio already waiting. Each stream
@@ -21,14 +26,22 @@ runs in its own thread, through the one producer loop (``RingFeed``); the ring's
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import socket
+import sys
 import threading
+import time
+from collections import deque
+from pathlib import Path
 
 import numpy as np
 
 from jackgen.bridge.crumb import open_crumb
 from jackgen.bridge.instance import InstanceRings
-from jackgen.common.link import serve_stdin, stdout_emitter
+from jackgen.common.link import EXIT_RINGS_REPLACED
 from jackgen.generators.producer import RingFeed, file_chunks
 
 log = logging.getLogger("jackgen.feeder")
@@ -63,6 +76,10 @@ class Feeder:
         else:
             self.emit({"event": "error", "id": req.get("id"), "message": f"unknown op {op!r}"})
         return True
+
+    def feeds(self) -> list[dict]:
+        with self._lock:
+            return [{"track": t, "epoch": f.epoch, "id": f.base.get("id")} for t, f in self._feeds.items()]
 
     def cancel(self, track: int, wait: bool = True) -> None:
         with self._lock:
@@ -106,14 +123,118 @@ class Feeder:
                     del self._feeds[track]
 
 
-def run_feeder(instance: str, redis_url: str | None = None, sessions_dir: str | None = None) -> int:
-    """Stream files into track rings; with ``redis_url``, also be the relay: remote workers' audio
-    into the rings, and their uploaded takes into ``sessions_dir``."""
+class SocketLink:
+    """The feeder's end of its link to control: a unix socket, one client (the newest) at a time.
+
+    Events go to the connected client; while none is (control restarting), the last 2 000 wait
+    and go out first on the next connection, then a hello saying what is being streamed."""
+
+    def __init__(self, path: Path, feeder_state) -> None:
+        self.path = path
+        self.feeder_state = feeder_state  # () -> the hello's "feeds"
+        self._conn: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._backlog: deque[bytes] = deque(maxlen=2000)
+        self.done = threading.Event()
+
+    def emit(self, msg: dict) -> None:
+        line = (json.dumps(msg, default=str) + "\n").encode()  # an odd value in metadata must not kill us
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.sendall(line)
+                    return
+                except OSError:
+                    self._drop()
+            self._backlog.append(line)
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except OSError:
+                pass
+            self._conn = None
+
+    def serve(self, handle) -> None:
+        """Accept control's connections and feed each request line to ``handle`` until it says quit."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(str(self.path))
+        os.chmod(self.path, 0o600)
+        srv.listen(4)
+        srv.settimeout(0.5)
+        try:
+            while not self.done.is_set():
+                try:
+                    conn, _ = srv.accept()
+                except TimeoutError:
+                    continue
+                conn.settimeout(None)
+                with self._lock:
+                    self._drop()
+                    try:
+                        while self._backlog:
+                            conn.sendall(self._backlog[0])
+                            self._backlog.popleft()
+                        conn.sendall((json.dumps({"event": "hello", "pid": os.getpid(),
+                                                  "feeds": self.feeder_state()}) + "\n").encode())
+                    except OSError:
+                        conn.close()
+                        continue
+                    self._conn = conn
+                threading.Thread(target=self._read, args=(conn, handle), name="control-link", daemon=True).start()
+        finally:
+            srv.close()
+            try:
+                self.path.unlink()
+            except OSError:
+                pass
+
+    def _read(self, conn: socket.socket, handle) -> None:
+        with conn.makefile("rb") as f:
+            for raw in f:
+                line = raw.strip()
+                if not line:
+                    continue
+                try:
+                    req = json.loads(line)
+                    if not isinstance(req, dict):
+                        raise ValueError("request must be a JSON object")
+                    if not handle(req):
+                        self.done.set()
+                        return
+                except (ValueError, KeyError, TypeError) as e:
+                    self.emit({"event": "error", "message": f"bad request: {e}"})
+        with self._lock:
+            if self._conn is conn:
+                self._drop()
+
+
+def _watch_rings(rings: InstanceRings) -> None:
+    while True:
+        time.sleep(1.0)
+        if rings.replaced():
+            log.warning("control has made new rings; restarting to attach them")
+            os._exit(EXIT_RINGS_REPLACED)
+
+
+def run_feeder(instance: str, redis_url: str | None, sessions_dir: str | None, socket_path: str) -> int:
+    """Stream files into track rings for whoever connects to ``socket_path``; with ``redis_url``,
+    also be the relay: remote workers' audio into the rings, and their uploaded takes into
+    ``sessions_dir``."""
     from jackgen.common.proctitle import set_title
 
     set_title("jackgen: feeder")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     rings = InstanceRings.attach(instance, timeout_s=10.0)
-    emit = stdout_emitter()
+    threading.Thread(target=_watch_rings, args=(rings,), name="rings-watch", daemon=True).start()
+    feeder: Feeder | None = None
+    link = SocketLink(Path(socket_path), lambda: feeder.feeds() if feeder else [])
     r = lander = None
     if redis_url:
         import redis
@@ -125,11 +246,13 @@ def run_feeder(instance: str, redis_url: str | None = None, sessions_dir: str | 
         if sessions_dir:
             lander = Lander(r, Keys(instance), sessions_dir)
             threading.Thread(target=lander.run, name="lander", daemon=True).start()
-    feeder = Feeder(rings, emit, open_crumb(instance, "feeder", len(rings.tracks), create=False), r)
-    emit({"event": "ready"})
-    serve_stdin(feeder.handle, emit)
-    if lander is not None:
-        lander.stop.set()
-    for t in range(len(rings.tracks)):
-        feeder.cancel(t)
+    feeder = Feeder(rings, link.emit, open_crumb(instance, "feeder", len(rings.tracks), create=False), r)
+    log.info("feeder listening on %s", socket_path)
+    try:
+        link.serve(feeder.handle)
+    finally:
+        if lander is not None:
+            lander.stop.set()
+        for t in range(len(rings.tracks)):
+            feeder.cancel(t)
     return 0

@@ -119,7 +119,8 @@ class Jackgen:
         if self.proc and self.proc.poll() is not None:
             raise AssertionError(f"jackgen run exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
         try:
-            return bool(httpx.get(self.url + "/health", timeout=1).json().get("jack"))
+            h = httpx.get(self.url + "/health", timeout=1).json()
+            return bool(h.get("jack") and h.get("workers", {}).get("feeder"))
         except httpx.HTTPError:
             return False
 

@@ -16,7 +16,10 @@ def run(
     config: Optional[str] = ConfigOpt,
     session: Optional[str] = typer.Option(None, help="Session name (folder under control.sessions_dir)."),
 ) -> None:
-    """Run everything in the foreground: Redis (embedded), control, the engine, the feeder and the workers, supervised."""
+    """Run everything in the foreground: Redis (embedded), control, the engine, the feeder and the workers, supervised.
+
+    Any one of them can die and come back while the others go on; control re-attaches to the
+    running engine, feeder and workers without stopping a note."""
     import asyncio
 
     from jackgen.common.proctitle import set_title
@@ -33,9 +36,8 @@ def run(
 def control(
     config: Optional[str] = ConfigOpt,
     session: Optional[str] = typer.Option(None, help="Session name."),
-    with_engine: bool = typer.Option(False, "--with-engine", hidden=True, help="Run the engine as a child."),
 ) -> None:
-    """Run the control process alone (the engine runs as its own service)."""
+    """Run the control process alone (the engine, the feeder and the workers run as their own services)."""
     import asyncio
 
     from jackgen.daemon.control.control import Control
@@ -45,8 +47,7 @@ def control(
     cfg = load(config, {"control.session": session} if session else None)
     setup_logging()
     set_title("jackgen: control")
-    raise typer.Exit(asyncio.run(serve(Control(cfg, config_path=config, supervise_engine=with_engine,
-                                               session=session))))
+    raise typer.Exit(asyncio.run(serve(Control(cfg, config_path=config, session=session))))
 
 
 @app.command(hidden=True)
@@ -85,14 +86,24 @@ def engine(
 
 
 @app.command(hidden=True)
-def feeder(instance: str = typer.Option("default", help="Instance name."),
-           redis_url: Optional[str] = typer.Option(None, "--redis", help="Relay remote workers' audio from here."),
-           sessions: Optional[str] = typer.Option(None, help="Land remote workers' takes in this sessions folder.")) -> None:
-    """Internal: stream files (and remote workers' audio) into track rings (started by control)."""
+def feeder(config: Optional[str] = ConfigOpt,
+           instance: Optional[str] = typer.Option(None, help="Instance name (overrides the config)."),
+           redis_url: Optional[str] = typer.Option(None, "--redis", help="Relay remote workers' audio from here "
+                                                   "(default: the config's Redis)."),
+           sessions: Optional[str] = typer.Option(None, help="Land remote workers' takes in this sessions folder "
+                                                  "(default: control.sessions_dir)."),
+           sock: Optional[str] = typer.Option(None, "--socket", help="Listen for control here (default: "
+                                              "feeder.sock in the runtime folder).")) -> None:
+    """Internal: stream files (and remote workers' audio) into track rings (jackgen-feeder.service)."""
+    from pathlib import Path
+
     from jackgen.generators.feeder import run_feeder
 
+    cfg = load(config, {"instance": instance} if instance else None)
     setup_logging()
-    raise typer.Exit(run_feeder(instance, redis_url, sessions))
+    raise typer.Exit(run_feeder(cfg.instance, redis_url or cfg.redis_url,
+                                sessions or str(Path(cfg.control.sessions_dir).resolve()),
+                                sock or str(cfg.feeder_socket)))
 
 
 @app.command()

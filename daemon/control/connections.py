@@ -12,6 +12,7 @@ that goes away.
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 
 from jackgen.common.files import atomic_write_json
@@ -26,17 +27,20 @@ class ConnectionStore:
         self.path = path  # the session's connections.json
         self.saved: dict[str, list[str]] = read_map(path) or {}
         self._now_mtime: int | None = None
+        self.token = ""
 
     def use_session(self, path: Path) -> None:
-        """Another session: its connections are what is wanted from now on."""
+        """A session (at control's start, or loaded): its connections are made now and wanted from now on."""
         self.path = path
         self.saved = read_map(path) or {}
+        self.token = uuid.uuid4().hex[:12]
         self.publish_wanted()
 
     def publish_wanted(self) -> None:
+        """What a (re)started engine is to make; the engine makes it at once only when the token is new."""
         try:
             self.runtime.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.runtime / WANT_FILE, self.saved)
+            atomic_write_json(self.runtime / WANT_FILE, {"restore": self.token, "connections": self.saved})
         except OSError as e:
             log.warning("cannot write %s: %s", self.runtime / WANT_FILE, e)
 

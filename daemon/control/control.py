@@ -1,7 +1,8 @@
-"""The control process's state: the session, the tracks and the master, and the processes it
-supervises (the engine, under ``jackgen run``, and the feeder). Non-real-time, asyncio.
+"""The control process's state: the session, the tracks and the master. Non-real-time, asyncio.
 
-It talks to the engine only through the shared-memory rings: commands out, events in. Every
+It talks to the engine only through the shared-memory rings: commands out, events in; to the
+feeder over its unix socket; to the workers through Redis. None of them is its child: each
+runs supervised beside it, and a restarted control takes over the running instance (``live``). Every
 state change is persisted to ``sessions/<name>/session.json`` (atomic write, ``session``) and
 replayed into a (re)started engine when it says hello, so an engine crash costs a restart, not
 the mix. Each role is its own module, mixed in here: ``link`` (the engine), ``streams`` (what
@@ -22,18 +23,20 @@ from typing import Any, Callable
 import soundfile as sf
 
 from jackgen.bridge.crumb import crumb_file, open_crumb
-from jackgen.bridge.instance import N_TRACKS, InstanceRings
-from jackgen.bridge.ring import InstanceLock
+from jackgen.bridge.instance import N_TRACKS, InstanceRings, pow2_at_least
+from jackgen.bridge.ring import InstanceLock, RingError
 from jackgen.bridge import schema as S
-from jackgen.common.children import ChildProcess, self_argv
 from jackgen.common.files import atomic_write_json
+from jackgen.common.jackconn import NOW_FILE, WANT_FILE
 from jackgen.common.errors import JackgenError, check_finite, check_track
 from jackgen.common.media import MediaPolicy
 from jackgen.daemon.config import Config, check_session_name
 from jackgen.daemon.control.chains import Chains
 from jackgen.daemon.control.clock import ClockFit, EngineClock, TempoMap
 from jackgen.daemon.control.connections import ConnectionStore
+from jackgen.daemon.control.feederlink import FeederLink
 from jackgen.daemon.control.link import EngineLink
+from jackgen.daemon.control.live import Live
 from jackgen.daemon.control.master import Master
 from jackgen.daemon.control.midi import Midi
 from jackgen.daemon.control.midimap import MidiMap, MidiMapError
@@ -48,15 +51,13 @@ from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB
 
 log = logging.getLogger("jackgen.control")
 
-__all__ = ["Control", "ChildProcess", "self_argv", "parse_on_off", "track_id"]
+__all__ = ["Control", "parse_on_off", "track_id"]
 
 
-class Control(EngineLink, Streams, Chains, Master, Midi, Status):
-    def __init__(self, cfg: Config, config_path: str | None = None, supervise_engine: bool = True,
-                 session: str | None = None) -> None:
+class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
+    def __init__(self, cfg: Config, config_path: str | None = None, session: str | None = None) -> None:
         self.cfg = cfg
         self.config_path = config_path
-        self.supervise_engine = supervise_engine
         self.session = session or cfg.control.session
         self.session_dir = cfg.session_dir(self.session)
         self.tracks = [TrackState() for _ in range(N_TRACKS)]
@@ -86,8 +87,9 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         self.lock: InstanceLock | None = None
         self.rings: InstanceRings | None = None
         self.rings_id = ""
-        self.engine: ChildProcess | None = None
-        self.feeder: ChildProcess | None = None
+        self.feeder: FeederLink | None = None
+        self._feeder_restarts_seen = 0
+        self.reattached = False  # this control took over a running instance from a previous one
         self.jobs: JobBoard | None = None
         self._tasks: list[asyncio.Task] = []
         self.started_mono = time.monotonic()
@@ -100,24 +102,40 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         self._dirty = asyncio.Event()
         self.connections = ConnectionStore(cfg.runtime_path, self.session_dir / "connections.json")
 
-    def child(self, role: str, argv: list[str], **kw) -> ChildProcess:
-        s = self.cfg.supervisor
-        return ChildProcess(role, argv, s.restart_delay_s, s.max_restart_delay_s, die_with_parent=True, **kw)
-
     # ------------------------------------------------------------ lifecycle
-    def open_rings(self) -> None:
+    def open_rings(self) -> dict | None:
+        """Take the instance: attach to the rings a previous control left to a running engine,
+        feeder or workers (returns its live state), or reclaim what a crashed run left and create
+        new ones (returns None)."""
         self.lock = InstanceLock(self.cfg.instance)
         self.lock.acquire()
+        frames = int(self.cfg.engine.ring_seconds * 48000)
+        live = self.read_live()
+        if live is not None:
+            try:
+                rings = InstanceRings.attach(self.cfg.instance)
+            except RingError:
+                rings = None
+            if rings is not None and rings.tracks[0].capacity == pow2_at_least(frames) and rings.in_use_elsewhere():
+                self.crumbs = {role: open_crumb(self.cfg.instance, role, 1 if role == "engine" else N_TRACKS)
+                               for role in CRUMB_ROLES}
+                self.rings = rings
+                self.reattached = True
+                return live
+            if rings is not None:
+                rings.close()
         stale = self.lock.reclaim_stale()
         if stale:
             log.warning("reclaimed %d stale shared-memory segments from a previous run: %s", len(stale),
                         ", ".join(stale[:4]) + (" …" if len(stale) > 4 else ""))
-        frames = int(self.cfg.engine.ring_seconds * 48000)
+        with contextlib.suppress(FileNotFoundError):
+            self.live_path.unlink()
         # before the rings: a process that finds them finds its crash crumb too (bridge/crumb.py)
         self.crumbs = {role: open_crumb(self.cfg.instance, role, 1 if role == "engine" else N_TRACKS)
                        for role in CRUMB_ROLES}
         self.rings = InstanceRings.create(self.cfg.instance, frames)
         self.rings_id = f"{os.getpid()}-{time.time_ns()}"  # workers attach again when this changes
+        return None
 
     def load_session(self) -> None:
         try:
@@ -165,13 +183,18 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         write_session(self.session_dir, self.session_data())
 
     async def start(self) -> None:
-        """Rings, session, the engine link's tasks, MIDI inputs, the feeder, the job board and (under
-        ``jackgen run``) the engine. The front ends are started by the service on top."""
-        self.open_rings()
+        """Rings, session, the engine link's tasks, MIDI inputs, the link to the feeder and the job
+        board. The engine, the feeder and the workers run beside control (``jackgen run`` or
+        systemd); the front ends are started by the service on top."""
+        live = self.open_rings()
         self.load_session()
         self.connections.use_session(self.session_dir / "connections.json")
-        cfg_args = ["--config", self.config_path] if self.config_path else []
-        inst = ["--instance", self.cfg.instance]
+        self.feeder = FeederLink(self.cfg.feeder_socket, self._on_feeder_line, self._on_feeder_hello)
+        if live is not None:
+            if live.get("session") not in (None, self.session):
+                log.warning("the running instance played session %r; this control has %r", live.get("session"),
+                            self.session)
+            self.apply_live_tracks(live)
         self._tasks.append(asyncio.create_task(self._event_loop(), name="engine-events"))
         self._tasks.append(asyncio.create_task(self._connections_loop(), name="jack-connections"))
         self._saver = asyncio.create_task(self._save_loop(), name="session-saver")
@@ -181,17 +204,20 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
         cc = self.cfg.control
         self.midi_inputs = MidiInputs(cc.midi_api, cc.midi_inputs, cc.midi_exclude, self.on_midi)
         self.midi_inputs.start()
-        relay = ["--redis", self.cfg.redis_url, "--sessions", str(Path(self.cfg.control.sessions_dir).resolve())]
-        self.feeder = self.child("feeder", self_argv("feeder", *inst, *relay), stdin=True,
-                                 on_line=self._on_feeder_line, on_exit=self._on_feeder_exit)
-        self.feeder.start()
         self.jobs = JobBoard(self, self.cfg.redis_url, self.cfg.redis_embedded)
+        if live is not None:
+            self.apply_live_streams(live)
+            self.jobs.last_event_id = live.get("job_events_last")
+            playing = sum(tr.state in ("playing", "pending", "underrun") for tr in self.tracks)
+            log.info("re-attached to the running instance (rings %s): %d track(s) playing, %d stream(s) followed",
+                     self.rings_id, playing, sum(not s.done for s in self.streams.values()))
+        self.feeder.start()
         self.jobs.start()
-        if self.supervise_engine:
-            self.engine = self.child("engine", self_argv("engine", *cfg_args, *inst), on_exit=self._on_engine_exit)
-            self.engine.start()
+        self._tasks.append(asyncio.create_task(self._live_loop(), name="live-state"))
 
     async def stop(self) -> None:
+        """Stop control. The rings and the live state stay while another process (the engine, the
+        feeder, a worker) still has them: a control restart then takes over without a gap."""
         if self.midi_inputs:
             self.midi_inputs.stop()
         try:
@@ -200,19 +226,28 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status):
             log.error("cannot write the session on shutdown: %s", e)
         if self.jobs:
             await self.jobs.stop()
-        for child in (self.engine, self.feeder):
-            if child:
-                await child.stop()
+        if self.feeder:
+            await self.feeder.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         if self.rings:
-            self.rings.close(unlink=True)
-        for path in (*(crumb_file(self.cfg.instance, r) for r in CRUMB_ROLES), chain_file(self.cfg.instance)):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            users = self.rings.in_use_elsewhere()
+            if users:
+                with contextlib.suppress(OSError):
+                    atomic_write_json(self.live_path, self.live_data())
+                log.info("leaving the rings to %d running process(es) (pids %s) for the next control",
+                         len(users), ", ".join(map(str, users[:6])))
+                self.rings.close()
+            else:
+                self.rings.close(unlink=True)
+                rt = self.cfg.runtime_path
+                for path in (*(crumb_file(self.cfg.instance, r) for r in CRUMB_ROLES),
+                             chain_file(self.cfg.instance), self.live_path, rt / WANT_FILE, rt / NOW_FILE):
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
         if self.lock:
             self.lock.release()
 

@@ -14,7 +14,6 @@ import time
 
 from jackgen.bridge import schema as S
 from jackgen.bridge.instance import N_TRACKS
-from jackgen.common.children import ChildProcess
 from jackgen.common.errors import JackgenError, Unavailable, check_finite
 from jackgen.daemon.control.clock import EngineClock
 
@@ -134,7 +133,11 @@ class EngineLink:
             self.engine_status.update({"sample_rate": rate, "block_size": block})
             self._status_rx_mono = time.monotonic()
             log.info("engine %d says hello (%d Hz, %d frames); restoring state", pid, rate, block)
-            self.check_crumb("engine", self.engine.last_exit if self.engine else None)
+            self.check_crumb("engine", self.exit_code_of("engine"))
+            self.master_chain_latency = 0
+            for fut in self._master_waits.values():  # what the previous engine never answered
+                if not fut.done():
+                    fut.set_result((False, 0, "the engine restarted"))
             self._replay_state()
         elif op == S.EVT_MASTER_CHAIN:
             _, gen, ok, latency, err = e
@@ -190,14 +193,6 @@ class EngineLink:
                 self.send(S.CMD_PLAY, t, tr.epoch, 0, 1)  # resume where the rings left off
             elif tr.state == "armed" and tr.armed_epoch:
                 self.send(S.CMD_ARM, t, tr.armed_epoch)  # the clip still waits in the ring
-
-    async def _on_engine_exit(self, child: ChildProcess, code: int) -> None:
-        self.engine_status = {}
-        self.engine_pid = None
-        self.master_chain_latency = 0
-        for fut in self._master_waits.values():
-            if not fut.done():
-                fut.set_result((False, 0, f"the engine stopped (exit code {code})"))
 
     async def sync(self, timeout_s: float = 2.0) -> int:
         """Wait until the engine has applied every command sent so far; returns its frame time."""

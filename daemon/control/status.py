@@ -17,7 +17,9 @@ class Status:
     # ------------------------------------------------------------ status
     def processes(self) -> dict[str, int | None]:
         procs: dict[str, int | None] = {"control": os.getpid()}
-        procs["engine"] = self.engine.pid if self.engine else self.engine_pid
+        sup = self.supervised()
+        eng = (sup.get("engine") or {}).get("pid")
+        procs["engine"] = self.engine_pid if self.engine_alive() and self.engine_pid else eng
         procs["feeder"] = self.feeder.pid if self.feeder else None
         if self.jobs:
             here = self.jobs.local_host
@@ -25,6 +27,11 @@ class Status:
                 if w.get("host") == here and not w.get("remote"):
                     procs.setdefault(f"worker {w['backend']}", w["pid"])
         return procs
+
+    def _restarts(self, role: str, seen: int) -> int:
+        """The supervisor's count (``jackgen run``), else what control has seen itself."""
+        n = (self.supervised().get(role) or {}).get("restarts")
+        return int(n) if isinstance(n, int) else seen
 
     def redis_info(self) -> dict:
         j = self.jobs
@@ -57,8 +64,10 @@ class Status:
             "frame_time": int(st.get("frame_time", 0)),
             "late_commands": int(st.get("late_commands", 0)),
             "callback_errors": int(st.get("callback_errors", 0)),
-            "engine_restarts": self.engine.restarts if self.engine else None,
-            "feeder_restarts": self.feeder.restarts if self.feeder else None,
+            "engine_restarts": self._restarts("engine", max(0, self.engine_hellos - 1)),
+            "feeder_restarts": self._restarts("feeder", self.feeder.restarts if self.feeder else 0),
+            "control_restarts": self._restarts("control", 0),
+            "reattached": self.reattached,
             "tempo_bpm": self.tempo.bpm,
             "beats_per_bar": self.tempo.beats_per_bar,
             "tempo_anchor_frame": self.tempo.anchor_frame,
@@ -92,7 +101,8 @@ class Status:
         disk = shutil.disk_usage(self.session_dir if self.session_dir.exists() else Path.cwd())
         jack_ok = self.engine_alive()
         redis = self.redis_info()
-        failing = [name for name, ok in (("jack", jack_ok), ("redis", redis["ok"])) if not ok]
+        feeder_ok = bool(self.feeder and self.feeder.pid)
+        failing = [name for name, ok in (("jack", jack_ok), ("redis", redis["ok"]), ("feeder", feeder_ok)) if not ok]
         by_backend: dict = {}
         for w in self.workers_info():
             for b in w.get("backends", []):
@@ -111,6 +121,6 @@ class Status:
             "gpu": self._gpu_info(),
             "disk": {"free_bytes": disk.free, "ok": disk.free > 1 << 30},
             "queue_length": self.jobs.queue_length() if self.jobs else 0,
-            "workers": {"feeder": self.feeder.pid is not None if self.feeder else False, **by_backend},
+            "workers": {"feeder": feeder_ok, **by_backend},
             "xruns": int(self.engine_status.get("xruns", 0)),
         }

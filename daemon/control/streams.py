@@ -15,11 +15,12 @@ import uuid
 from typing import Any
 
 from jackgen.bridge import schema as S
-from jackgen.common.children import ChildProcess
 from jackgen.common.errors import JackgenError, Unavailable, check_track
 from jackgen.daemon.control.state import Stream
 
 log = logging.getLogger("jackgen.control")
+
+FEEDER_WAIT_S = 5.0  # a play while the feeder (re)starts waits this long for it, then answers 503
 
 
 class Streams:
@@ -60,14 +61,19 @@ class Streams:
         elif not s.primed.done():
             s.primed.set_result(msg.get("frames", 0))
 
-    async def _on_feeder_exit(self, child: ChildProcess, code: int) -> None:
-        """The feeder died: once it is back, resume every unfinished stream where it stopped
-        (without a plugin it died in)."""
-        self.check_crumb("feeder", code)
-        pending = [s for s in self.streams.values() if not s.done and s.producer is None and not s.relay_key]
-        if not pending:
-            return
-        asyncio.create_task(self._resume_streams(pending))
+    async def _on_feeder_hello(self, msg: dict) -> None:
+        """A feeder connected: after a feeder restart, its crash crumb is read; every unfinished
+        file stream it does not feed (it restarted, or died while control was down) resumes where
+        the ring says it stopped, without a plugin it died in."""
+        feeds = {(f.get("track"), f.get("epoch")) for f in msg.get("feeds") or [] if isinstance(f, dict)}
+        if self.feeder is not None and self.feeder.restarts != self._feeder_restarts_seen:
+            self._feeder_restarts_seen = self.feeder.restarts
+            self.check_crumb("feeder", self.exit_code_of("feeder"))
+        log.info("feeder %s connected (streaming %d track(s))", msg.get("pid"), len(feeds))
+        pending = [s for s in self.streams.values() if not s.done and s.producer is None and not s.relay_key
+                   and (s.track, s.epoch) not in feeds]
+        if pending:
+            self._spawn(self._resume_streams(pending))
 
     async def _resume_streams(self, pending: list[Stream]) -> None:
         assert self.rings is not None and self.feeder is not None
@@ -163,9 +169,14 @@ class Streams:
         self.streams[t] = stream
         ring_frames = self.rings.tracks[t].capacity
         prefill = ring_frames if prefill_all else int(self.cfg.feeder.prefill_ms * 1e-3 * self.sample_rate)
-        await self.feeder.send({"op": "stream", "id": sid, "track": t, "epoch": epoch, "path": full,
-                                "rate": self.sample_rate, "prefill_frames": min(prefill, ring_frames),
-                                "resume_from": None, **self.chain_request(t)})
+        try:
+            await self.feeder.wait_ready(FEEDER_WAIT_S)
+            await self.feeder.send({"op": "stream", "id": sid, "track": t, "epoch": epoch, "path": full,
+                                    "rate": self.sample_rate, "prefill_frames": min(prefill, ring_frames),
+                                    "resume_from": None, **self.chain_request(t)})
+        except JackgenError:
+            stream.end()  # never started: nothing to resume
+            raise
         try:
             await asyncio.wait_for(asyncio.shield(stream.primed), 10.0)
         except asyncio.TimeoutError:

@@ -24,7 +24,7 @@ from pathlib import Path
 import jack
 
 from jackgen.common.files import atomic_write_json
-from jackgen.common.jackconn import NOW_FILE, WANT_FILE, read_map
+from jackgen.common.jackconn import NOW_FILE, WANT_FILE, read_want
 
 log = logging.getLogger("jackgen.connections")
 
@@ -38,7 +38,9 @@ class ConnectionKeeper:
         self.want_path = runtime / WANT_FILE
         self.now_path = runtime / NOW_FILE
         self._want_mtime: int | None = None
+        self._token: str | None = None
         self.want: dict[str, list[str]] = {}
+        self._made: set[tuple[str, str]] = set()  # wanted connections already made once
         self._retry_until = 0.0
         self.published: dict[str, list[str]] | None = None
         self.restored = 0
@@ -51,8 +53,11 @@ class ConnectionKeeper:
             mtime = None
         if mtime is not None and mtime != self._want_mtime:
             self._want_mtime = mtime
-            self.want = read_map(self.want_path) or {}
-            self._retry_until = time.monotonic() + RETRY_S
+            got = read_want(self.want_path)
+            if got is not None and got[0] != self._token:  # our start, or a session loaded
+                self._token, self.want = got
+                self._made.clear()
+                self._retry_until = time.monotonic() + RETRY_S
         if self.want and time.monotonic() < self._retry_until:
             if self.restore() == 0:
                 self._retry_until = 0.0  # all there
@@ -80,15 +85,19 @@ class ConnectionKeeper:
             except jack.JackError:
                 have = set()
             for peer in peers:
+                if (ours, peer) in self._made:
+                    continue
                 if peer in have:
+                    self._made.add((ours, peer))
                     continue
                 try:
                     src, dst = (ours, peer) if port.is_output else (peer, ours)
                     self.client.connect(src, dst)
+                    self._made.add((ours, peer))
                     self.restored += 1
                     log.info("restored JACK connection %s -> %s", src, dst)
                 except jack.JackError:
-                    missing += 1
+                    missing += 1  # the peer is not there (yet)
         return missing
 
     def publish(self) -> None:

@@ -7,7 +7,8 @@ copies the result to the ports; the rules it follows are at the top of
 callback needs (the interpreter hands the GIL over only every 5 ms).
 
 Exit codes: 0 after SIGTERM/SIGINT, 2 if JACK cannot be reached at start,
-3 when the JACK server goes away while running (so a supervisor restarts us).
+3 when the JACK server goes away while running, 5 when control has made new rings
+(both so that a supervisor restarts us).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ HIST_US = 100_000  # callback-time histogram: 1 µs buckets up to 100 ms
 EXIT_OK = 0
 EXIT_NO_JACK = 2
 EXIT_JACK_GONE = 3
+EXIT_RINGS_REPLACED = 5
 
 
 def port_names(n_tracks: int = N_TRACKS) -> list[str]:
@@ -269,6 +271,10 @@ class JackDriver:
         last_blocks = -1
         next_keep = 0.0
         while not self.stop.is_set():
+            if self.rings.replaced():
+                log.warning("control has made new rings (a fresh start of the instance); restarting to attach them")
+                self.rings_replaced = True
+                break
             if time.monotonic() >= next_keep:  # the connections to remember and to restore
                 next_keep = time.monotonic() + 2.0
                 try:
@@ -298,7 +304,7 @@ class JackDriver:
             c.close()
         except jack.JackError:
             pass
-        return EXIT_OK
+        return EXIT_RINGS_REPLACED if getattr(self, "rings_replaced", False) else EXIT_OK
 
     def _autoconnect(self) -> None:
         try:

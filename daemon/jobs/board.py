@@ -118,6 +118,7 @@ class JobBoard:
         self.worker_backends: dict[str, str] = {}  # worker id -> its (first) backend, whose crash crumb it writes
         self.ok = False
         self.error: str | None = "not connected yet"
+        self.last_event_id: str | None = None  # the last job event handled (kept for a restarted control)
         self.workers_seen: list[dict] = []
         self.local_host = Q.host_id().split("/")[0]
         self.unavailable: dict[str, str] = {}  # backend -> why its workers cannot run
@@ -309,7 +310,7 @@ class JobBoard:
                 await asyncio.sleep(1.0)
                 continue
             for eid, e in _events_in(got):
-                last = eid
+                last = self.last_event_id = eid
                 if e is None:
                     continue
                 yield eid, e
@@ -424,7 +425,9 @@ class JobBoard:
         await p.execute()
 
     async def _events_loop(self) -> None:
-        last = None  # from the newest entry at start; then each entry's id, so nothing is missed between reads
+        # from the newest entry at start (or, for a restarted control, the one after the last
+        # entry its predecessor handled); then each entry's id, so nothing is missed between reads
+        last = self.last_event_id if isinstance(self.last_event_id, str) and _entry_id(self.last_event_id) else None
         while not self._stopping:
             try:
                 if last is None:
@@ -441,7 +444,7 @@ class JobBoard:
                 await asyncio.sleep(1.0)
                 continue
             for eid, e in _events_in(got):
-                last = eid
+                last = self.last_event_id = eid
                 if e is None:
                     log.warning("job events: ignored entry %s, which is not a jackgen event", eid)
                     continue
@@ -489,6 +492,9 @@ class JobBoard:
         c = self.control
         t = int(e["track"])
         w = self.handle(e["worker"])
+        s = getattr(c, "streams", {}).get(t)
+        if s is not None and s.id == jid and s.producer is w and not s.finished.is_set():
+            return  # granted already (a restarted control reading the events its predecessor handled)
         try:
             if not c.sample_rate or c.rings is None or not 0 <= t < len(c.tracks):
                 await w.send({"op": "no_stream", "job": jid, "reason": "the engine is not running"})

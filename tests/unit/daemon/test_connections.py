@@ -16,16 +16,19 @@ def test_control_keeps_what_the_engine_publishes_and_wants_the_session_back(tmp_
     runtime, session = tmp_path / "run", tmp_path / "s" / "connections.json"
     store = ConnectionStore(runtime, session)
     store.use_session(session)
-    assert json.loads((runtime / WANT_FILE).read_text()) == {}
+    assert json.loads((runtime / WANT_FILE).read_text())["connections"] == {}
     assert not store.update()  # the engine has published nothing yet
     runtime.joinpath(NOW_FILE).write_text(json.dumps({"jackgen:track_03_L": ["ardour:Audio 3/audio_in 1"]}))
     assert store.update()
     assert json.loads(session.read_text()) == {"jackgen:track_03_L": ["ardour:Audio 3/audio_in 1"]}
-    assert json.loads((runtime / WANT_FILE).read_text()) == json.loads(session.read_text())  # for a new engine
+    token = json.loads((runtime / WANT_FILE).read_text())["restore"]
+    assert json.loads((runtime / WANT_FILE).read_text()) == {"restore": token,  # for a new engine, not now
+                                                             "connections": json.loads(session.read_text())}
     assert not store.update()  # unchanged file: nothing to do
     again = ConnectionStore(runtime, session)  # a restarted control
     again.use_session(session)
-    assert json.loads((runtime / WANT_FILE).read_text()) == {"jackgen:track_03_L": ["ardour:Audio 3/audio_in 1"]}
+    want = json.loads((runtime / WANT_FILE).read_text())
+    assert want["connections"] == {"jackgen:track_03_L": ["ardour:Audio 3/audio_in 1"]} and want["restore"] != token
     runtime.joinpath(NOW_FILE).write_text("{not json")
     time.sleep(0.01)
     os.utime(runtime / NOW_FILE)
