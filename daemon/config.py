@@ -14,6 +14,7 @@ Example (every key shown with its default)::
     client_name = "jackgen"
     server = ""                     # JACK server name; "" = $JACK_DEFAULT_SERVER or the default
     autoconnect_master = true       # master_L/R -> system:playback_1/2
+    connect_timeout_s = 10.0        # a JACK server that does not answer a connect this long: retried
 
     [engine]
     max_commands_per_block = 64
@@ -89,6 +90,7 @@ class JackConfig(_Section):
     client_name: str = Field("jackgen", min_length=1, max_length=32)
     server: str = ""
     autoconnect_master: bool = True
+    connect_timeout_s: float = Field(10.0, ge=1.0, le=300.0)
 
 
 class EngineConfig(_Section):

@@ -213,8 +213,17 @@ def status(a: argparse.Namespace) -> None:
         table.add_row(str(t["track"]), t["state"], f"{t['gain_db']:+.1f}", f"{t['pan']:+.2f}",
                       "M" if t["mute"] else "", "S" if t["solo"] else "",
                       Path(t["source"] or t["armed"] or "").name)
+    js = st.get("jack_server") or {}
+    if js and not js.get("ok"):
+        con.print(f"[red]JACK: {js.get('state')}[/] {js.get('message', '')}")
+    if st.get("skipped_cycles"):
+        con.print(f"xruns re-locked: {st['skipped_cycles']} ({st.get('skipped_frames', 0)} frames skipped to stay "
+                  "on the frame clock)")
     con.print(table)
-    con.print("processes: " + ", ".join(f"{k} {v}" for k, v in st["processes"].items()))
+    con.print("processes: " + ", ".join(f"{k} {v}" for k, v in st["processes"].items())
+              + (f"  (restarts: engine {st.get('engine_restarts', 0)}, feeder {st.get('feeder_restarts', 0)}, "
+                 f"control {st.get('control_restarts', 0)})" if any(st.get(k) for k in
+                 ("engine_restarts", "feeder_restarts", "control_restarts")) else ""))
     rd = st.get("redis") or {}
     ws = st.get("workers") or []
     con.print(f"queue: Redis {rd.get('url')} {'[green]ok' if rd.get('ok') else '[red]not reachable'}[/]"

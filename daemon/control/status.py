@@ -28,6 +28,20 @@ class Status:
                     procs.setdefault(f"worker {w['backend']}", w["pid"])
         return procs
 
+    def jack_info(self) -> dict:
+        """What the engine last said about the JACK server (``<runtime>/engine.json``)."""
+        import json
+
+        try:
+            data = json.loads((self.cfg.runtime_path / "engine.json").read_text())
+        except (OSError, ValueError):
+            data = {}
+        alive = self.engine_alive()
+        state = "running" if alive else str(data.get("state") or "unknown")
+        if not alive and state == "running":
+            state = "engine not answering"
+        return {"ok": alive, "state": state, "message": "" if alive else str(data.get("message") or "")}
+
     def _restarts(self, role: str, seen: int) -> int:
         """The supervisor's count (``jackgen run``), else what control has seen itself."""
         n = (self.supervised().get(role) or {}).get("restarts")
@@ -54,6 +68,7 @@ class Status:
             "session": self.session,
             "instance": self.cfg.instance,
             "engine_running": self.engine_alive(),
+            "jack_server": self.jack_info(),
             "xruns": int(st.get("xruns", 0)),
             "underruns": int(st.get("underruns", 0)),
             "dsp_load": float(st.get("dsp_load", 0.0)),
@@ -116,6 +131,7 @@ class Status:
             "status": "ok" if not failing else "degraded",
             "failing": failing,
             "jack": jack_ok,
+            "jack_server": self.jack_info(),
             "redis": redis,
             "database": None,
             "gpu": self._gpu_info(),

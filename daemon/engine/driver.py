@@ -175,6 +175,13 @@ class JackDriver:
         # caller logs one line. Only while connecting: once running, libjack may call
         # its error function from the process thread, where Python must not run.
         jack.set_error_function(lambda msg: log.debug("libjack: %s", msg))
+        # A server that is there but does not answer (jackd 1.9.21 looping on a dead client's
+        # socket) makes jack_client_open wait forever: give up after connect_timeout_s, say so,
+        # and exit so the supervisor tries again with a fresh process.
+        timeout_s = getattr(getattr(self.cfg, "jack", None), "connect_timeout_s", 10.0)
+        hung = threading.Timer(timeout_s, _not_answering, args=(self.cfg, server, timeout_s))
+        hung.daemon = True
+        hung.start()
         try:
             for _ in range(20):
                 try:
@@ -184,6 +191,7 @@ class JackDriver:
                     time.sleep(0.25)
             raise last  # type: ignore[misc]
         finally:
+            hung.cancel()
             jack.set_error_function(None)
 
     # ---- process thread -------------------------------------------------
@@ -267,6 +275,7 @@ class JackDriver:
             "engine running: client %s, %d Hz, %d frames/block, %d tracks",
             c.name, c.samplerate, c.blocksize, N_TRACKS,
         )
+        write_state(self.cfg, "running", f"client {c.name} on the JACK server")
         notify("READY=1")
         last_blocks = -1
         next_keep = 0.0
@@ -292,6 +301,8 @@ class JackDriver:
         if self.jack_gone:
             log.error("JACK server went away (%s); exiting so the supervisor can restart the engine",
                       getattr(self, "shutdown_reason", "sample-rate change"))
+            write_state(self.cfg, "server gone", f"the JACK server went away "
+                        f"({getattr(self, 'shutdown_reason', 'sample-rate change')}); reconnecting")
             return EXIT_JACK_GONE
         # jackd 1.9.21 deadlocks in jack_client_close() if the closing client still
         # owns metadata on many ports (the server's property-change notification to
@@ -335,8 +346,29 @@ class JackDriver:
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
+def write_state(cfg: Config, state: str, message: str = "") -> None:
+    """``<runtime>/engine.json``: what the engine is doing about JACK (status shows it)."""
+    try:
+        cfg.runtime_path.mkdir(parents=True, exist_ok=True)
+        path = cfg.runtime_path / "engine.json"
+        tmp = path.with_name(f".engine.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"state": state, "message": message, "pid": os.getpid(), "at": time.time()}))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _not_answering(cfg: Config, server: str | None, timeout_s: float) -> None:
+    msg = (f"JACK server {server or '(default)'!r} not answering: connecting took more than {timeout_s:.0f} s; "
+           "trying again with a new engine process")
+    log.error("%s", msg)
+    write_state(cfg, "not answering", msg)
+    os._exit(EXIT_NO_JACK)
+
+
 def run_engine(cfg: Config, stats_out: str | None = None, attach_timeout_s: float = 10.0) -> int:
     set_title("jackgen: engine")
+    write_state(cfg, "connecting", "connecting to the JACK server")
     # Block the stop signals before libjack starts its threads (they inherit the
     # mask). A signal delivered to libjack's notification thread interrupts its
     # socket read, the thread exits, and jack_client_close() then waits forever
@@ -353,6 +385,7 @@ def run_engine(cfg: Config, stats_out: str | None = None, attach_timeout_s: floa
             return EXIT_NO_JACK
         log.error("cannot connect to the JACK server '%s' (%s): start jackd (or PipeWire's JACK) first, "
                   "or set jack.server / JACK_DEFAULT_SERVER", server, e)
+        write_state(cfg, "no server", f"cannot connect to the JACK server {server!r}: is it running?")
         return EXIT_NO_JACK
     code = driver.run()
     gc.enable()

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
-import jack
 import numpy as np
 import pytest
 import soundfile as sf
@@ -154,3 +154,120 @@ def _redis_back(jg, old: int) -> float:
     t0 = time.monotonic()
     wait_for(lambda: _redis_pid(jg) not in (None, old) and jg.status()["redis"]["ok"], 5, 0.05, "redis to be back")
     return time.monotonic() - t0
+
+
+PEER = """
+import sys, jack
+c = jack.Client("survive-peer", no_start_server=True)
+c.inports.register("rec_in")
+c.activate()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def _peer() -> subprocess.Popen:
+    """A JACK client in its own process (closing a client whose server died can crash or hang libjack)."""
+    p = subprocess.Popen([sys.executable, "-c", PEER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def _peer_connections() -> list[str]:
+    out = subprocess.run(["jack_lsp", "-c", "survive-peer:rec_in"], capture_output=True, text=True, timeout=10)
+    return [line.strip() for line in out.stdout.splitlines()[1:] if line.startswith((" ", "\t"))]
+
+
+def _end(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        p.kill()
+    p.wait(10)
+
+
+def test_a_jack_server_restart_brings_the_engine_back_with_its_ports_connections_and_tracks(own_jack, tmp_path):
+    """jackd SIGKILLed and started again: the engine reconnects with its ports, the user's connection
+    (jackgen:track_01_L -> a recorder) is made again once the recorder is back, and the track plays on."""
+    from tests.conftest import Jackgen
+
+    server = own_jack()
+    f = tones(tmp_path, 1, 120.0)[0]
+    jg = Jackgen(tmp_path).start()
+    peers = []
+    try:
+        jg.api("POST", "/api/tracks/1/play", {"file": f})
+        peers.append(_peer())
+        subprocess.run(["jack_connect", "jackgen:track_01_L", "survive-peer:rec_in"], check=True, timeout=10)
+        conns = jg.sessions / "test" / "connections.json"
+        wait_for(lambda: conns.exists() and "survive-peer:rec_in" in conns.read_text(), 10, 0.1,
+                 "the connection to be remembered")
+        old = procs(jg)["engine"]
+        server.proc.kill()  # the server dies (its clients with it: the recorder too)
+        server.proc.wait()
+        wait_for(lambda: not jg.status()["engine_running"], 10, 0.1, "the engine to be seen gone")
+        st = jg.status()
+        assert st["jack_server"]["ok"] is False and st["jack_server"]["state"] != "running", st["jack_server"]
+        assert jg.api("GET", "/health", expect=None)["status"] == "degraded"
+        _end(peers[0])
+        server.stop()
+        server.start()
+        t0 = time.monotonic()
+        wait_for(lambda: (s := jg.status())["engine_running"] and s["processes"]["engine"] != old, 30, 0.1,
+                 "the engine to be back on the new server")
+        back_s = time.monotonic() - t0
+        peers.append(_peer())  # the recorder comes back after jackgen did
+        wait_for(lambda: _peer_connections() == ["jackgen:track_01_L"], 35, 0.2, "the connection to be made again")
+        wait_for(lambda: jg.status()["tracks"][0]["state"] == "playing", 5, 0.1, "track 1 to play on")
+        rec = record(["jackgen:track_01_L"], 0.5, client_name="survive-rec3")
+        assert np.abs(rec.data).max() > 0.05
+        assert back_s < 15, back_s
+        assert jg.status()["jack_server"] == {"ok": True, "state": "running", "message": ""}
+    finally:
+        for p in peers:
+            _end(p)
+        jg.stop()
+
+
+def test_a_jack_server_that_does_not_answer_is_given_up_on_and_said(own_jack, tmp_path):
+    """A frozen jackd (SIGSTOP: its socket is there, nobody answers) makes a JACK connect wait
+    forever: the engine gives up after jack.connect_timeout_s, status says "not answering", and
+    once the server answers again the engine is back."""
+    from tests.conftest import Jackgen
+
+    server = own_jack()
+    jg = Jackgen(tmp_path, extra_toml="").start()
+    cfg = jg.config.read_text().replace("[jack]\n", "[jack]\nconnect_timeout_s = 2.0\n")
+    jg.config.write_text(cfg)
+    try:
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            os.kill(procs(jg)["engine"], signal.SIGKILL)  # the new engine meets the frozen server
+            st = wait_for(lambda: (s := jg.status())["jack_server"]["state"] == "not answering" and s, 20, 0.1,
+                          "status to say the server does not answer")
+            assert "not answering" in st["jack_server"]["message"]
+            assert "jack" in jg.api("GET", "/health", expect=None)["failing"]
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        wait_for(lambda: jg.status()["engine_running"], 40, 0.2, "the engine to be back")
+    finally:
+        jg.stop()
+
+
+def test_jackd_and_jackgen_stopped_together_leave_no_crash(own_jack, tmp_path):
+    """As a system shutdown does, three times: jackd and jackgen get SIGTERM at the same moment.
+    jackgen exits 0, and the kernel log shows no jackgen process crashing."""
+    from tests.conftest import Jackgen
+
+    before = _segfaults()
+    for k in range(3):
+        server = own_jack()
+        jg = Jackgen(tmp_path / f"r{k}").start() if (tmp_path / f"r{k}").mkdir() is None else None
+        server.proc.terminate()
+        jg.proc.terminate()
+        assert jg.proc.wait(30) == 0, jg.log.read_text()[-3000:]
+        server.stop()
+    assert _segfaults() == before, _segfaults()[len(before):]
+
+
+def _segfaults() -> list[str]:
+    out = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "segfault" in line and "jackgen" in line and "Crash" not in line]
