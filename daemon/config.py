@@ -47,6 +47,10 @@ Example (every key shown with its default)::
     restart_delay_s = 0.5
     max_restart_delay_s = 10.0
 
+    [logging]
+    level = "info"                  # debug | info | warning | error (JACKGEN_LOG_LEVEL wins)
+    levels = {}                     # per logger, e.g. {"jackgen.osc" = "warning", "jackgen.libjack" = "debug"}
+
     [redis]
     url = ""                        # "": jackgen runs its own redis-server on a unix socket in the
                                     # runtime folder; else redis://[user:password@]host:port/db,
@@ -215,6 +219,29 @@ class SupervisorConfig(_Section):
     max_restart_delay_s: float = Field(10.0, ge=0.0, le=600.0)
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class LoggingConfig(_Section):
+    level: str = "info"
+    levels: dict[str, str] = {}
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.lower() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return v.lower()
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [f"{k}={x}" for k, x in v.items() if str(x).lower() not in LOG_LEVELS]
+        if bad:
+            raise ValueError(f"levels must be one of {', '.join(LOG_LEVELS)}: {', '.join(bad)}")
+        return {k: str(x).lower() for k, x in v.items()}
+
+
 class Config(_Section):
     instance: str = "default"
     jack: JackConfig = JackConfig()
@@ -226,6 +253,7 @@ class Config(_Section):
     supervisor: SupervisorConfig = SupervisorConfig()
     redis: RedisConfig = RedisConfig()
     jobs: JobsConfig = JobsConfig()
+    logging: LoggingConfig = LoggingConfig()
     data_dir: str = ""
 
     @field_validator("instance")

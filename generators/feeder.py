@@ -168,8 +168,15 @@ class SocketLink:
         os.chmod(self.path, 0o600)
         srv.listen(4)
         srv.settimeout(0.5)
+        from jackgen.common.sdnotify import notify
+
+        notify("READY=1")
+        last_ping = 0.0
         try:
             while not self.done.is_set():
+                if time.monotonic() - last_ping >= 2.0:
+                    notify("WATCHDOG=1")
+                    last_ping = time.monotonic()
                 try:
                     conn, _ = srv.accept()
                 except TimeoutError:

@@ -157,6 +157,9 @@ class QueueWorker:
         self._call(self.ensure_groups, forever=True)
         self._call(self.register, forever=True)
         log.info("worker %s (%s) on the queue at %s", self.id, ", ".join(self.backends), self.url)
+        from jackgen.common.sdnotify import notify
+
+        notify("READY=1")  # its backends are loaded (models warm) and it is on the queue
         threads = [threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
                    threading.Thread(target=self._inbox_loop, name="inbox", daemon=True)]
         for t in threads:
@@ -516,7 +519,10 @@ class QueueWorker:
 
     # ------------------------------------------------------------ heartbeat and inbox
     def _heartbeat_loop(self) -> None:
+        from jackgen.common.sdnotify import notify
+
         while not self.stop.wait(self.s.heartbeat_s):
+            notify("WATCHDOG=1")  # systemd's watchdog: a stopped (hung) worker stops saying it
             try:
                 p = self.r.pipeline()
                 p.set(self.keys.alive(self.id), "1", px=int(self.s.worker_ttl_s * 1000))

@@ -15,7 +15,7 @@ import sys
 LOCAL_VERBS = {
     "run": "Run everything in the foreground: Redis (embedded), control, the engine, the feeder and the workers, "
            "supervised.",
-    "control": "Run the control process alone (the engine runs as its own service).",
+    "control": "Run the control process alone (the engine, the feeder and the workers run as their own services).",
     "engine": "Run the real-time engine (the JACK client) alone.",
     "worker": "A generator worker on the Redis queue, on this machine or another (systemd: jackgen-worker@BACKEND).",
     "render": "Render MIDI to audio with FluidSynth, offline, sounding as the `fluidsynth` CLI does.",
@@ -26,9 +26,11 @@ LOCAL_VERBS = {
     "record": "Capture SECONDS from jackgen's JACK ports to a 32-bit float WAV.",
     "demo": "End-to-end demo: JACK (dummy if none runs), jackgen, a procedural job streamed into track 1, master "
             "recorded.",
-    "install-units": "Write systemd units (jackgen.target, redis, control, engine, worker@BACKEND) for this install.",
+    "install-units": "Write systemd units (jackgen.target, redis, control, engine, feeder, worker@BACKEND) for this "
+                     "install.",
+    "logs": "Show jackgen's logs from the journal (systemd units); `jackgen run` logs to its own terminal.",
 }
-HIDDEN_VERBS = ("feeder", "redis")  # started by control, not by people
+HIDDEN_VERBS = ("feeder", "redis")  # started by the supervisor or systemd, not by people
 
 
 def top_help() -> str:

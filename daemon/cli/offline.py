@@ -8,6 +8,8 @@ HTTP), from whatever folder they are run.
 
 from __future__ import annotations
 
+import sys
+
 import json
 import os
 from pathlib import Path
@@ -249,7 +251,7 @@ def install_units(
     run_as: Optional[str] = typer.Option(None, "--as-user", help="System units only: the user to run as."),
     config: Optional[str] = ConfigOpt,
 ) -> None:
-    """Write systemd units (jackgen.target, redis, control, engine, worker@BACKEND) for this install."""
+    """Write systemd units (jackgen.target, redis, control, engine, feeder, worker@BACKEND) for this install."""
     from pathlib import Path as _P
 
     from jackgen.daemon.cli.units import default_output, render
@@ -265,3 +267,28 @@ def install_units(
     scope = "--user " if user else ""
     show({"written": [str(p) for p in paths],
             "next": f"systemctl {scope}daemon-reload && systemctl {scope}enable --now jackgen.target"})
+
+
+@app.command("logs")
+def logs(
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+    user: bool = typer.Option(False, "--user", help="The --user units' journal (as installed with --user)."),
+    level: str = typer.Option("info", help="Lowest level shown: debug, info, warning, error."),
+    lines: int = typer.Option(200, "--lines", "-n", help="How many past lines."),
+    unit: Optional[str] = typer.Option(None, help="One part: engine, control, feeder, redis, worker@BACKEND."),
+) -> None:
+    """Show jackgen's logs from the journal (systemd units); `jackgen run` logs to its own terminal."""
+    import os
+    import shutil
+
+    prio = {"debug": "debug", "info": "info", "warning": "warning", "error": "err"}.get(level.lower())
+    if prio is None:
+        fail("--level must be debug, info, warning or error")
+    exe = shutil.which("journalctl")
+    if not exe:
+        fail("journalctl is not installed: under `jackgen run` the log is that command's own output")
+    units = [f"jackgen-{unit}.service"] if unit else ["jackgen-*", "jackgen.target"]
+    argv = [exe, *(["--user"] if user else []), *(a for u in units for a in ("-u", u)), "-p", prio,
+            "-n", str(lines), "-o", "short-iso", *(["-f"] if follow else [])]
+    print(" ".join(argv[0:1] + [f"'{a}'" if "*" in a else a for a in argv[1:]]), file=sys.stderr)
+    os.execv(exe, argv)

@@ -27,7 +27,7 @@ def run(
 
     overrides = {"control.session": session} if session else None
     cfg = load(config, overrides)
-    setup_logging()
+    setup_logging(cfg=cfg)
     set_title("jackgen: supervisor")
     raise typer.Exit(asyncio.run(supervise(cfg, config, session)))
 
@@ -45,7 +45,7 @@ def control(
     from jackgen.common.proctitle import set_title
 
     cfg = load(config, {"control.session": session} if session else None)
-    setup_logging()
+    setup_logging(cfg=cfg)
     set_title("jackgen: control")
     raise typer.Exit(asyncio.run(serve(Control(cfg, config_path=config, session=session))))
 
@@ -76,7 +76,7 @@ def engine(
     from jackgen.daemon.engine.driver import run_engine
 
     cfg = load(config, {"instance": instance} if instance else None)
-    setup_logging()
+    setup_logging(cfg=cfg)
     try:
         code = run_engine(cfg, stats_out=stats_out)
     except RingError as e:
@@ -100,7 +100,7 @@ def feeder(config: Optional[str] = ConfigOpt,
     from jackgen.generators.feeder import run_feeder
 
     cfg = load(config, {"instance": instance} if instance else None)
-    setup_logging()
+    setup_logging(cfg=cfg)
     raise typer.Exit(run_feeder(cfg.instance, redis_url or cfg.redis_url,
                                 sessions or str(Path(cfg.control.sessions_dir).resolve()),
                                 sock or str(cfg.feeder_socket)))
@@ -121,8 +121,8 @@ def worker(
     """A generator worker on the Redis queue, on this machine or another (systemd: jackgen-worker@BACKEND)."""
     from jackgen.generators.queueworker import WorkerSettings, run_queue_worker
 
-    setup_logging()
     cfg = load(config, {"instance": instance} if instance else None)
+    setup_logging(cfg=cfg)
     names = [backend] + [b.strip() for b in (backends or "").split(",") if b.strip() and b.strip() != backend]
     known = ("procedural", "fluidsynth", "musicgen")
     bad = [b for b in names if b not in known]

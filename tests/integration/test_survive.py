@@ -271,3 +271,52 @@ def test_jackd_and_jackgen_stopped_together_leave_no_crash(own_jack, tmp_path):
 def _segfaults() -> list[str]:
     out = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "segfault" in line and "jackgen" in line and "Crash" not in line]
+
+
+@pytest.mark.parametrize("role", ["engine", "feeder", "worker"])
+def test_a_stopped_process_stops_feeding_systemds_watchdog(role, jack_server, redis_server, tmp_path):
+    """What systemd's WatchdogSec= hears: READY=1 once the part works (ports exist, the socket
+    listens, the model is loaded), then WATCHDOG=1 regularly; a SIGSTOPped (hung) process goes
+    silent, so systemd kills and restarts it; after SIGCONT it speaks again."""
+    import socket as so
+
+    from jackgen.bridge.instance import InstanceRings
+    from tests.conftest import unique_instance
+
+    inst = unique_instance()
+    rings = InstanceRings.create(inst, 1 << 14)
+    cfg = tmp_path / "j.toml"
+    cfg.write_text(f'instance = "{inst}"\ndata_dir = "{tmp_path / "data"}"\n[jack]\nautoconnect_master = false\n'
+                   f'[redis]\nurl = "{redis_server.url}"\n[control]\nsessions_dir = "{tmp_path / "s"}"\n'
+                   f'[jobs]\nheartbeat_s = 0.5\n')
+    args = {"engine": ["engine"], "feeder": ["feeder"], "worker": ["worker", "procedural"]}[role]
+    path = str(tmp_path / "notify.sock")
+    sock = so.socket(so.AF_UNIX, so.SOCK_DGRAM)
+    sock.bind(path)
+    proc = subprocess.Popen([sys.executable, "-m", "jackgen.daemon.cli", *args, "--config", str(cfg)],
+                            env=dict(os.environ, NOTIFY_SOCKET=path, JACKGEN_RUNTIME_DIR=str(tmp_path / "run")),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sock.settimeout(30)
+        assert sock.recv(256) == b"READY=1"
+        sock.settimeout(5)
+        assert sock.recv(256) == b"WATCHDOG=1"
+        os.kill(proc.pid, signal.SIGSTOP)
+        time.sleep(0.1)
+        sock.settimeout(0.05)
+        with __import__("contextlib").suppress(TimeoutError):
+            while True:
+                sock.recv(256)  # what was sent just before the stop
+        sock.settimeout(3.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(256)  # silence: systemd's watchdog would fire
+        os.kill(proc.pid, signal.SIGCONT)
+        if role != "engine":  # (JACK may have thrown out an engine that stopped answering: it exits 3)
+            sock.settimeout(5)
+            assert sock.recv(256) == b"WATCHDOG=1"
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.terminate()
+        proc.wait(20)
+        sock.close()
+        rings.close(unlink=True)

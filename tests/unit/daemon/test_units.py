@@ -14,7 +14,20 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path, user):
     cfg = tmp_path / "jackgen.toml"
     cfg.write_text('instance = "studio"\n')
     paths = render(tmp_path / "units", user, str(cfg), str(tmp_path), run_as=None if user else "root")
-    assert [p.name for p in paths] == list(UNITS)
+    assert [p.name for p in paths] == [*UNITS, "slice.conf"]
+    assert (tmp_path / "units" / "jackgen-worker@musicgen.service.d" / "slice.conf").read_text().count(
+        "Slice=jackgen-gpu.slice") == 1
+    assert "MemoryMax=" in (tmp_path / "units" / "jackgen-gpu.slice").read_text()
+    for name in ("jackgen-engine.service", "jackgen-control.service", "jackgen-feeder.service",
+                 "jackgen-worker@.service"):
+        unit = (tmp_path / "units" / name).read_text()
+        assert "Type=notify" in unit and "WatchdogSec=" in unit and "Restart=" in unit, name
+        assert "NoNewPrivileges=yes" in unit and "ProtectSystem=strict" in unit and "ProtectHome=read-only" in unit
+        rw = next(line for line in unit.splitlines() if line.startswith("ReadWritePaths="))
+        assert "-/dev/shm" in rw and str(tmp_path) in rw, rw  # JACK's and the rings' memory, the work folder
+        assert "JACKGEN_RUNTIME_DIR=%t" in unit  # every unit finds the others' sockets in the same place
+    assert "feeder --config" in (tmp_path / "units" / "jackgen-feeder.service").read_text()
+    assert "jackgen-feeder.service" in (tmp_path / "units" / "jackgen.target").read_text()
     engine = (tmp_path / "units" / "jackgen-engine.service").read_text()
     assert "Type=notify" in engine and "Restart=always" in engine and "WatchdogSec=" in engine
     assert f"engine --config {cfg}" in engine
@@ -27,7 +40,8 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path, user):
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze (Debian's systemd) is part of the test setup"
     # --user verification needs a user session's runtime dir; unit syntax is the same
-    r = subprocess.run([analyze, "verify", *map(str, paths)], capture_output=True, text=True)
+    r = subprocess.run([analyze, "verify", *(str(p) for p in paths if p.suffix != ".conf")], capture_output=True,
+                       text=True)
     assert r.returncode == 0, r.stderr
 
 
