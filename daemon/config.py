@@ -38,6 +38,9 @@ Example (every key shown with its default)::
     midi_exclude = ["Midi Through*", "jackgen*", "*jackgen-control*"]
     session = "default"
     tempo_bpm = 120.0
+    token = ""                      # API token (or JACKGEN_TOKEN): HTTP "Authorization: Bearer …", OSC
+                                    # /jackgen/auth TOKEN first; required to bind beyond 127.0.0.1
+    osc_allow = ["127.0.0.0/8", "::1/128"]  # source networks OSC is taken from (others dropped, counted)
     beats_per_bar = 4
 
     [feeder]
@@ -82,6 +85,18 @@ from jackgen.common.files import is_session_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.1, ::1, localhost)."""
+    import ipaddress
+
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the key(s)."""
 
@@ -120,6 +135,20 @@ class ControlConfig(_Section):
     midi_inputs: tuple[str, ...] = ("*",)  # port name patterns to open
     midi_exclude: tuple[str, ...] = ("Midi Through*", "jackgen*", "*jackgen-control*")
     tempo_bpm: float = Field(120.0, ge=20.0, le=400.0)
+    token: str = ""  # API token (or JACKGEN_TOKEN); required when a server binds beyond this machine
+    osc_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # source networks OSC is taken from
+
+    @field_validator("osc_allow")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for n in v:
+            try:
+                ipaddress.ip_network(n, strict=False)
+            except ValueError:
+                raise ValueError(f"{n!r} is not a network (e.g. 192.168.1.0/24)") from None
+        return v
 
     @field_validator("midi_api")
     @classmethod
@@ -290,6 +319,31 @@ class Config(_Section):
         if os.geteuid() == 0:
             return Path("/run/jackgen") / self.instance
         return Path(f"/tmp/jackgen-{os.getuid()}") / self.instance
+
+    @property
+    def token(self) -> str:
+        return self.control.token or os.environ.get("JACKGEN_TOKEN", "")
+
+    def exposure_problems(self, roles: tuple[str, ...] = ("http", "osc", "redis")) -> list[str]:
+        """Why this config must not start: a server bound beyond this machine without a token,
+        a Redis beyond this machine without a password."""
+        out = []
+        c = self.control
+        if not self.token:
+            for role, host, port in (("http", c.http_host, c.http_port), ("osc", c.osc_host, c.osc_port)):
+                if role in roles and port and not is_loopback(host):
+                    out.append(f"control.{role}_host is {host!r}, which other machines can reach, and no API token "
+                               "is set: set control.token (or JACKGEN_TOKEN) to a long random string, or bind "
+                               "127.0.0.1")
+        if "redis" in roles and self.redis.url:
+            from urllib.parse import urlsplit
+
+            u = urlsplit(self.redis.url)
+            if u.scheme in ("redis", "rediss") and not is_loopback(u.hostname or "") and not u.password:
+                out.append(f"[redis] url names {u.hostname!r}, another machine, without a password: use "
+                           "redis://USER:PASSWORD@host:port/db (a Redis ACL user) so nobody else can queue or "
+                           "forge jobs")
+        return out
 
     @property
     def feeder_socket(self) -> Path:

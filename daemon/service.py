@@ -45,6 +45,11 @@ async def serve(control: Control) -> int:
 
     from jackgen.daemon.frontends.http import build_app
 
+    problems = control.cfg.exposure_problems()
+    if problems:
+        for why in problems:
+            log.error("refusing to start: %s", why)
+        return 2
     try:
         await control.start()
     except RingError as e:  # another jackgen holds the instance: leave its rings alone

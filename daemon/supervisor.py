@@ -183,6 +183,11 @@ async def supervise(cfg: Config, config_path: str | None, session: str | None) -
 
     from jackgen.bridge.ring import InstanceLock, RingError
 
+    problems = cfg.exposure_problems()
+    if problems:  # before anything starts: a server reachable from other machines needs a token
+        for why in problems:
+            log.error("refusing to start: %s", why)
+        return 2
     lock = InstanceLock(cfg.instance)  # another jackgen of this instance: say so before starting anything
     try:
         lock.acquire()

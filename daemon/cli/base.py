@@ -73,6 +73,9 @@ def control_address(path: Optional[str]) -> tuple[str, int]:
             load(path)  # names the problem and exits
             raise
         host, port = section.get("http_host", host), section.get("http_port", port)
+        token = section.get("token")
+        if isinstance(token, str) and token and not os.environ.get("JACKGEN_TOKEN"):
+            os.environ["JACKGEN_TOKEN"] = token  # sent as Authorization: Bearer (this process only)
         if not isinstance(host, str) or isinstance(port, bool) or not isinstance(port, int):
             load(path)
     if host in ("0.0.0.0", "::", ""):

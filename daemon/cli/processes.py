@@ -123,6 +123,8 @@ def worker(
 
     cfg = load(config, {"instance": instance} if instance else None)
     setup_logging(cfg=cfg)
+    for why in load(config, {"redis.url": redis_url} if redis_url else None).exposure_problems(("redis",)):
+        fail(f"refusing to start: {why}")
     names = [backend] + [b.strip() for b in (backends or "").split(",") if b.strip() and b.strip() != backend]
     known = ("procedural", "fluidsynth", "musicgen")
     bad = [b for b in names if b not in known]

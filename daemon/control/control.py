@@ -31,6 +31,7 @@ from jackgen.common.jackconn import NOW_FILE, WANT_FILE
 from jackgen.common.errors import JackgenError, check_finite, check_track
 from jackgen.common.media import MediaPolicy
 from jackgen.daemon.config import Config, check_session_name
+from jackgen.daemon.control.access import Access
 from jackgen.daemon.control.chains import Chains
 from jackgen.daemon.control.clock import ClockFit, EngineClock, TempoMap
 from jackgen.daemon.control.connections import ConnectionStore
@@ -100,6 +101,8 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
         self.midi_log: list[dict] = []  # the last few MIDI events seen (status, learn feedback)
         self._saver: asyncio.Task | None = None
         self._dirty = asyncio.Event()
+        self.access = Access(cfg.token, cfg.control.osc_allow)
+        self.status_parts["access"] = self.access.counters
         self.connections = ConnectionStore(cfg.runtime_path, self.session_dir / "connections.json")
 
     # ------------------------------------------------------------ lifecycle

@@ -63,6 +63,19 @@ def _endpoint(control: Control, cmd: Command):
 
 def build_app(control: Control) -> FastAPI:
     app = FastAPI(title="jackgen", version="0.1.0")
+    access = control.access
+
+    @app.middleware("http")
+    async def _token(request: Request, call_next):
+        """With an API token set, every request but ``GET /health`` carries ``Authorization: Bearer``."""
+        if access.token and not (request.method == "GET" and request.url.path == "/health"):
+            if not access.bearer_ok(request.headers.get("authorization")):
+                host = request.client.host if request.client else "?"
+                access.refuse("http_token", f"HTTP {host}", f"{request.method} {request.url.path} without the API token")
+                return JSONResponse({"error": "this jackgen needs its API token: send Authorization: Bearer TOKEN "
+                                              "(control.token or JACKGEN_TOKEN)"}, status_code=401,
+                                    headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
 
     @app.exception_handler(JackgenError)
     async def _jackgen_error(request: Request, exc: JackgenError) -> JSONResponse:

@@ -253,6 +253,7 @@ class Sender:
     _err_count: int = 0
     last_seen: float = field(default_factory=time.monotonic)
     subscribe: Callable[[bool], None] | None = None  # (un)subscribes it to notifications (set by OscControl)
+    host: str = ""  # its address (what the token admits)
 
     def reply(self, address: str, *args: Any) -> None:
         try:
@@ -297,7 +298,8 @@ class OscControl:
                 "late_bundles": self.late, "subscribers": len(self.subscribers)}
 
     # ---------------------------------------------------------- transport side
-    def sender_for(self, key: Any, name: str, send: Callable[[bytes], None], queued: bool = True) -> Sender:
+    def sender_for(self, key: Any, name: str, send: Callable[[bytes], None], queued: bool = True,
+                   host: str = "") -> Sender:
         """The sender ``key`` names; a UDP one (``queued``) gets a queue and a worker task."""
         s = self.senders.get(key)
         if s is None:
@@ -305,7 +307,7 @@ class OscControl:
                 for k, old in list(self.senders.items())[:1024]:
                     if old.queue.empty():
                         self._drop_sender(k)
-            s = Sender(name, send)
+            s = Sender(name, send, host=host)
             s.subscribe = lambda on, s=s: (self.subscribers.add if on else self.subscribers.discard)(s)
             if queued:
                 s.worker = asyncio.create_task(self._work(s), name=f"osc-{name}")
@@ -397,6 +399,20 @@ class OscControl:
         """The address names the command, the message's arguments become its fields, the command's
         model checks them, control acts. A command that takes time comes back as a coroutine to
         await (it replies when done); the others have acted, and replied, on return (None)."""
+        acc = self.control.access
+        if acc.token and not acc.osc_admitted(sender.host):
+            if m.address == "/jackgen/auth":
+                if m.args and acc.token_ok(m.args[0] if isinstance(m.args[0], str) else None):
+                    acc.admit(sender.host)
+                    sender.reply("/jackgen/auth", "ok")
+                    return None
+                acc.refuse("osc_token", f"OSC {sender.name}", "/jackgen/auth with a wrong token")
+                raise JackgenError("wrong token", status=401)
+            acc.refuse("osc_token", f"OSC {sender.name}", f"{m.address} before /jackgen/auth")
+            raise JackgenError("this jackgen needs its API token: send /jackgen/auth TOKEN first", status=401)
+        if m.address == "/jackgen/auth":
+            sender.reply("/jackgen/auth", "ok")
+            return None
         found = match_osc(m.address)
         if found is None:
             raise JackgenError(f"unknown address {m.address} (the README's OSC section lists them)")
@@ -461,9 +477,12 @@ class OscControl:
                 self.transport = transport
 
             def datagram_received(self, data: bytes, addr) -> None:  # noqa: ANN001
+                if not osc.control.access.osc_network_ok(addr[0]):
+                    osc.control.access.refuse("osc_network", f"OSC udp:{addr[0]}", "not in control.osc_allow")
+                    return
                 transport = self.transport
                 s = osc.sender_for(("udp", addr), f"udp:{addr[0]}:{addr[1]}",
-                                   lambda pkt, a=addr: transport.sendto(pkt, a))
+                                   lambda pkt, a=addr: transport.sendto(pkt, a), host=addr[0])
                 osc.packet(s, data)
 
         udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=(host, port))
@@ -474,6 +493,10 @@ class OscControl:
 
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        if not self.control.access.osc_network_ok(peer[0]):
+            self.control.access.refuse("osc_network", f"OSC tcp:{peer[0]}", "not in control.osc_allow")
+            writer.close()
+            return
         if self._tcp_count >= MAX_TCP_CONNECTIONS:
             log.warning("OSC TCP: refusing %s, %d connections open", peer, self._tcp_count)
             writer.close()
@@ -490,7 +513,7 @@ class OscControl:
                     return
                 writer.write(slip_encode(pkt) if slip else struct.pack(">I", len(pkt)) + pkt)
 
-            s = self.sender_for(key, f"tcp:{peer[0]}:{peer[1]}", send, queued=False)
+            s = self.sender_for(key, f"tcp:{peer[0]}:{peer[1]}", send, queued=False, host=peer[0])
             if slip:
                 buf = bytearray()
                 while True:
