@@ -42,3 +42,25 @@ def atomic_write_json(path: Path, data: Any) -> None:
         except OSError:
             pass
         raise
+
+
+def write_failure(path: Path | str, e: BaseException) -> str:
+    """What a failed write of ``path`` means, said plainly: a full disk names its folder and what is
+    free (libsndfile reports ENOSPC only as "System error.")."""
+    import errno
+    import shutil
+
+    folder = Path(path).parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or (free is not None and free < 1 << 20)
+    if full:
+        left = f"{free / 1e6:.1f} MB free" if free is not None else "no space left"
+        return f"disk full: cannot write {Path(path).name} in {folder} ({left}); free some space and try again"
+    return f"cannot write {path}: {e}"
+
+
+class DiskFull(OSError):
+    """A write failed for want of space (or another I/O error), said plainly by ``write_failure``."""

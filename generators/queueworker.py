@@ -23,6 +23,7 @@ A forged or truncated entry is logged and moved to the dead letters; it never st
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ from jackgen.common.files import is_session_name
 from jackgen.common.media import MediaPolicy
 from jackgen.common.takes import TAKE_RE
 from jackgen.generators.backends import Backend
+from jackgen.common.files import DiskFull, write_failure
 from jackgen.generators.job import JobError, JobSpec
 from jackgen.generators.worker import JobOrder, JobRunner, LostClaim
 
@@ -391,8 +393,16 @@ class QueueWorker:
         except LostClaim:
             run.lost = True
             result = None
-        except JobError as e:
+        except (JobError, DiskFull) as e:  # a full disk: said plainly, not retried (free space, then retry it)
             self._finish_failed(run, str(e))
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                log.exception("job %s attempt %d failed", run.jid, attempt)
+                self._retry_or_dead(run, f"{type(e).__name__}: {e}", attempt)
+                return
+            self.runner.discard_all(order)
+            self._finish_failed(run, write_failure(e.filename or order.session_dir / "audio_gen" / "take.wav", e))
             return
         except Exception as e:
             log.exception("job %s attempt %d failed", run.jid, attempt)
@@ -415,7 +425,12 @@ class QueueWorker:
             self.runner.discard(result)
             log.warning("job %s: the claim was lost before its takes were written; dropping them", run.jid)
             return
-        outputs = self.runner.commit(order, result)
+        try:
+            outputs = self.runner.commit(order, result)
+        except OSError as e:
+            self.runner.discard(result, committed=True)
+            self._finish_failed(run, write_failure(order.session_dir / "audio_gen" / "take.json", e))
+            return
         if run.remote:
             try:
                 outputs = self._land(run, outputs)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from jackgen.common.files import atomic_write_json, fsync_dir
+from jackgen.common.files import DiskFull, atomic_write_json, fsync_dir, write_failure
 from jackgen.common.media import MediaPolicy
 from jackgen.generators.backends import Backend, TakeContext
 from jackgen.generators.job import JobError, JobSpec
@@ -134,14 +134,20 @@ class TakeWriter:
         self.peak = 0.0
 
     def write(self, chunk: np.ndarray) -> None:
-        self.f.write(chunk)
+        try:
+            self.f.write(chunk)
+        except (OSError, sf.LibsndfileError) as e:
+            raise DiskFull(write_failure(self.path, e)) from None
         self.frames += chunk.shape[0]
         if chunk.size:
             self.peak = max(self.peak, float(np.abs(chunk).max()))
 
     def close(self) -> None:
         """Complete the file and put it on disk (fsync) under its part name."""
-        self.f.close()
+        try:
+            self.f.close()
+        except (OSError, sf.LibsndfileError) as e:
+            raise DiskFull(write_failure(self.path, e)) from None
         fd = os.open(self.part, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -363,9 +369,20 @@ class JobRunner:
         fsync_dir(audio_dir)
         return out
 
-    def discard(self, result: dict) -> None:
+    def discard_all(self, order: JobOrder) -> None:
+        """After an attempt that failed before it had writers to hand back: its part files go."""
+        audio_dir = order.session_dir / "audio_gen"
+        for take in order.takes:
+            for part in audio_dir.glob(f".{take}.*.part"):
+                part.unlink(missing_ok=True)
+
+    def discard(self, result: dict, committed: bool = False) -> None:
+        """Remove what a failed attempt wrote (with ``committed``, also takes already renamed into place)."""
         for w in (result.get("writers") or {}).values():
             w.discard()
+            if committed:
+                w.path.unlink(missing_ok=True)
+                w.path.with_suffix(".json").unlink(missing_ok=True)
 
     @staticmethod
     def _throttle(t0: float, due_s: float, should_stop) -> None:

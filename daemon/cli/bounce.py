@@ -11,6 +11,7 @@ and ``bounces/<name>.wav`` (+ per-track stems) is what Ardour would have capture
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from jackgen.bridge.instance import InstanceRings
 from jackgen.daemon.config import Config
 from jackgen.daemon.control.session import TrackSettings, live_chain, read_session
 from jackgen.common.errors import JackgenError
+from jackgen.common.files import write_failure
 from jackgen.daemon.engine.blockcore import EngineCore, OfflineDriver
 from jackgen.dsp.mix import integrated_lufs, true_peak_dbfs
 from jackgen.plugins.host import Chain
@@ -145,53 +147,35 @@ def _render(cfg: Config, tracks: list[TrackSettings], clips: dict[int, TrackSett
             rings.commands.put(S.pack(S.CMD_PLAY, t, 1, start, 0))
         fmt_name, subtype = FORMATS[fmt]
         tmp = out_path.with_name(f".{out_path.name}.part")
+        parts: dict[Path, Path] = {tmp: out_path}  # part file -> final name: renamed only when all is written
         master = sf.SoundFile(str(tmp), "w", rate, 2, subtype, format=fmt_name)
         stem_files = {}
         if stems:
             stem_dir = out_path.with_suffix("")
             stem_dir.mkdir(parents=True, exist_ok=True)
             for t in sources:
-                stem_files[t] = sf.SoundFile(str(stem_dir / f"track_{t + 1:02d}.{out_path.suffix[1:]}"), "w", rate,
-                                             2, subtype, format=fmt_name)
-        peak = 0.0
+                final = stem_dir / f"track_{t + 1:02d}.{out_path.suffix[1:]}"
+                part = final.with_name(f".{final.name}.part")
+                parts[part] = final
+                stem_files[t] = sf.SoundFile(str(part), "w", rate, 2, subtype, format=fmt_name)
         lat = core.master.latency + core.master_chain.latency  # the master comes out this much later: written aligned
         written = -start
-        while written < length + lat:
-            for t, src in sources.items():
-                ring = rings.tracks[t]
-                if src.done and not src.buf.shape[0]:
-                    if (ring.stream_word() & 0xFF) == L.STATE_OPEN:  # no more audio is coming
-                        ring.end_stream()
-                    continue
-                need = 2 * block - ring.available()
-                if need > 0:
-                    chunk = src.take(need)
-                    if chunk.shape[0]:
-                        ring.write(chunk)
-                    if src.done and not src.buf.shape[0]:
-                        ring.end_stream()
-            track_out, master_out = drv.run_block(block)
-            while rings.events.get() is not None:  # meters and status: nobody listens offline
-                pass
-            # (2, n) planar rows, as the ports get them; each file cut to [0, length)
-            a, b = max(0, -written), min(block, length - written)
-            if b > a:
-                for t, f in stem_files.items():
-                    f.write(track_out[t, :, a:b].T)
-            a, b = max(0, lat - written), min(block, length + lat - written)
-            if b > a:
-                m = master_out[:, a:b].T
-                master.write(m)
-                peak = max(peak, float(np.abs(m).max()))
-            written += block
-            if written > 0:
-                progress(min(1.0, written / (length + lat)))
-        master.close()
-        for f in stem_files.values():
-            f.close()
+        try:
+            peak = _render_loop(drv, rings, sources, stem_files, master, length, lat, written, block, progress)
+            master.close()
+            for f in stem_files.values():
+                f.close()
+        except (OSError, sf.LibsndfileError) as e:
+            for f in (master, *stem_files.values()):
+                with contextlib.suppress(Exception):
+                    f.close()
+            for part in parts:
+                part.unlink(missing_ok=True)
+            raise JackgenError(write_failure(out_path, e), status=507) from None
         rendered, _ = sf.read(str(tmp), dtype="float32", always_2d=True)
         loudness = {"integrated_lufs": integrated_lufs(rendered, rate), "true_peak_dbtp": true_peak_dbfs(rendered)}
-        os.replace(tmp, out_path)
+        for part, final in parts.items():
+            os.replace(part, final)
         took = time.perf_counter() - t0
         errors = [f"track {t + 1}: {e}" for t, s in sources.items() if s.stage for e in s.stage.errors]
         return {"path": str(out_path), "seconds": round(length / rate, 3), "frames": length, "render_s": round(took, 3),
@@ -201,3 +185,40 @@ def _render(cfg: Config, tracks: list[TrackSettings], clips: dict[int, TrackSett
                 **{k: None if v is None else round(v, 2) for k, v in loudness.items()}}
     finally:
         rings.close(unlink=True)
+
+
+def _render_loop(drv, rings, sources, stem_files, master, length: int, lat: int, written: int, block: int,
+                 progress) -> float:
+    """Feed the rings, run the engine block by block, write the master (and stems); returns the peak."""
+    peak = 0.0
+    while written < length + lat:
+        for t, src in sources.items():
+            ring = rings.tracks[t]
+            if src.done and not src.buf.shape[0]:
+                if (ring.stream_word() & 0xFF) == L.STATE_OPEN:  # no more audio is coming
+                    ring.end_stream()
+                continue
+            need = 2 * block - ring.available()
+            if need > 0:
+                chunk = src.take(need)
+                if chunk.shape[0]:
+                    ring.write(chunk)
+                if src.done and not src.buf.shape[0]:
+                    ring.end_stream()
+        track_out, master_out = drv.run_block(block)
+        while rings.events.get() is not None:  # meters and status: nobody listens offline
+            pass
+        # (2, n) planar rows, as the ports get them; each file cut to [0, length)
+        a, b = max(0, -written), min(block, length - written)
+        if b > a:
+            for t, f in stem_files.items():
+                f.write(track_out[t, :, a:b].T)
+        a, b = max(0, lat - written), min(block, length + lat - written)
+        if b > a:
+            m = master_out[:, a:b].T
+            master.write(m)
+            peak = max(peak, float(np.abs(m).max()))
+        written += block
+        if written > 0:
+            progress(min(1.0, written / (length + lat)))
+    return peak

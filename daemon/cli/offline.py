@@ -221,7 +221,13 @@ def record(
         fail(f"cannot record from {', '.join(ports)}: {e} (is `jackgen run` running?)", code=1)
         raise
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    rec.write(out)
+    from jackgen.common.errors import JackgenError
+
+    try:
+        rec.write(out)
+    except JackgenError as e:
+        fail(str(e), code=1)
+        raise
     import numpy as np
 
     peak = float(np.abs(rec.data).max()) if rec.data.size else 0.0

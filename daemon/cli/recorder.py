@@ -35,7 +35,22 @@ class Recording:
         return sum(1 for f in (self.xrun_frames or []) if lo <= f <= hi)
 
     def write(self, path: str, subtype: str = "FLOAT") -> None:
-        sf.write(path, self.data, self.sample_rate, subtype=subtype)
+        """Write the capture; the file appears under ``path`` only complete (a full disk leaves nothing)."""
+        import os
+
+        from jackgen.common.errors import JackgenError
+        from jackgen.common.files import write_failure
+
+        part = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.part")
+        try:
+            sf.write(part, self.data, self.sample_rate, subtype=subtype, format="WAV")
+            os.replace(part, path)
+        except (OSError, sf.LibsndfileError) as e:
+            try:
+                os.unlink(part)
+            except OSError:
+                pass
+            raise JackgenError(write_failure(path, e), status=507) from None
 
 
 def resolve_ports(spec: str, client_name: str = "jackgen") -> list[str]:

@@ -26,7 +26,7 @@ from jackgen.bridge.crumb import crumb_file, open_crumb
 from jackgen.bridge.instance import N_TRACKS, InstanceRings, pow2_at_least
 from jackgen.bridge.ring import InstanceLock, RingError
 from jackgen.bridge import schema as S
-from jackgen.common.files import atomic_write_json
+from jackgen.common.files import atomic_write_json, write_failure
 from jackgen.common.jackconn import NOW_FILE, WANT_FILE
 from jackgen.common.errors import JackgenError, check_finite, check_track
 from jackgen.common.media import MediaPolicy
@@ -179,7 +179,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
             try:
                 self.write_session()
             except OSError as e:
-                log.error("cannot write %s: %s", self.session_dir / "session.json", e)
+                log.error("%s (the last good session.json is kept)", write_failure(self.session_dir / "session.json", e))
             await asyncio.sleep(0.5)
 
     def write_session(self) -> None:
@@ -307,8 +307,12 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
             self.session = name
             self.session_dir = self.cfg.session_dir(name)
             self.connections.path = self.session_dir / "connections.json"
-            atomic_write_json(self.connections.path, self.connections.saved)
-        self.write_session()  # now, not at the next background save: the caller may read it next
+        try:
+            if name:
+                atomic_write_json(self.connections.path, self.connections.saved)
+            self.write_session()  # now, not at the next background save: the caller may read it next
+        except OSError as e:
+            raise JackgenError(write_failure(self.session_dir / "session.json", e), status=507) from None
         return {"session": self.session, "path": str(self.session_dir / "session.json")}
 
     async def load_session_named(self, name: str) -> dict:

@@ -82,6 +82,12 @@ def build_app(control: Control) -> FastAPI:
         log.warning("%s %s -> %d: %s", request.method, request.url.path, exc.status, exc)
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A bug (or the disk) must still answer in JSON and leave a line in the log."""
+        log.error("%s %s -> 500", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
