@@ -63,12 +63,12 @@ def _endpoint(control: Control, cmd: Command):
 
 def build_app(control: Control) -> FastAPI:
     app = FastAPI(title="jackgen", version="0.1.0")
-    access = control.access
+    access = getattr(control, "access", None)
 
     @app.middleware("http")
     async def _token(request: Request, call_next):
         """With an API token set, every request but ``GET /health`` carries ``Authorization: Bearer``."""
-        if access.token and not (request.method == "GET" and request.url.path == "/health"):
+        if access is not None and access.token and not (request.method == "GET" and request.url.path == "/health"):
             if not access.bearer_ok(request.headers.get("authorization")):
                 host = request.client.host if request.client else "?"
                 access.refuse("http_token", f"HTTP {host}", f"{request.method} {request.url.path} without the API token")
