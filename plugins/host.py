@@ -18,7 +18,9 @@ Loading in a child process (scan, and the first load of a plugin a chain takes) 
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,24 @@ BUILTIN_PARAMS: dict[str, dict[str, tuple[float, float, str]]] = {
 }
 
 
+# pedalboard (JUCE) lets a VST3 be loaded only by the thread that loaded it first in a process:
+# a second feeder stream, in its own thread, got "must be reloaded on the main thread". Every load
+# (and state restore) runs in this one long-lived thread; processing may come from any thread.
+_LOADER: concurrent.futures.ThreadPoolExecutor | None = None
+_LOADER_GUARD = threading.Lock()
+
+
+def on_loader(fn, *args):
+    """Run ``fn(*args)`` in the process's one plugin-loading thread and return its result."""
+    global _LOADER
+    if threading.current_thread().name.startswith("plugin-loader"):
+        return fn(*args)
+    with _LOADER_GUARD:
+        if _LOADER is None:
+            _LOADER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="plugin-loader")
+    return _LOADER.submit(fn, *args).result()
+
+
 def builtin_params(name: str) -> dict[str, Param]:
     import pedalboard
 
@@ -139,6 +159,9 @@ class Plugin:
     (VST3 plugins have hung when called from another: pedalboard#278)."""
 
     def __init__(self, name_or_path: str, sample_rate: float, extra_dirs: tuple[str, ...] | list[str] = ()) -> None:
+        on_loader(self._load, name_or_path, sample_rate, extra_dirs)
+
+    def _load(self, name_or_path: str, sample_rate: float, extra_dirs) -> None:
         import pedalboard
 
         self.sample_rate = float(sample_rate)
@@ -230,8 +253,11 @@ class Plugin:
         p = cls(state["plugin"], sample_rate, extra_dirs)
         if state.get("raw_state"):
             raw = base64.b64decode(state["raw_state"])
-            for inst in p._instances:
-                inst.raw_state = raw
+            def restore() -> None:
+                for inst in p._instances:
+                    inst.raw_state = raw
+
+            on_loader(restore)
         for k, v in (state.get("params") or {}).items():
             p.set(k, v)
         p.bypass = bool(state.get("bypass", False))

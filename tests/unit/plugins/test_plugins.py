@@ -11,7 +11,7 @@ import numpy as np
 import pedalboard
 import pytest
 
-from jackgen.plugins.host import Chain, Plugin, PluginError
+from jackgen.plugins.host import Chain, Plugin, PluginError, on_loader
 
 RATE = 48000.0
 
@@ -49,7 +49,7 @@ def test_stereo_vst3_by_name_equals_pedalboard_offline():
     p.set("ratio", 8.0)
     p.reset()
     got = blockwise(p, x, 512)
-    ref_plugin = pedalboard.load_plugin("/usr/lib/vst3/ZamCompX2.vst3")
+    ref_plugin = on_loader(pedalboard.load_plugin, "/usr/lib/vst3/ZamCompX2.vst3")
     ref_plugin.threshold_db, ref_plugin.ratio = -30.0, 8.0
     ref = np.concatenate([ref_plugin.process(x[:, i:i + 512], RATE, reset=False)
                           for i in range(0, x.shape[1], 512)], axis=1)
@@ -64,7 +64,7 @@ def test_mono_vst3_on_stereo_runs_as_dual_mono():
     p.set("threshold_db", -30.0)
     got = blockwise(p, x)
     for ch in (0, 1):
-        ref_plugin = pedalboard.load_plugin("/usr/lib/vst3/ZamComp.vst3")
+        ref_plugin = on_loader(pedalboard.load_plugin, "/usr/lib/vst3/ZamComp.vst3")
         ref_plugin.threshold_db = -30.0
         ref = np.concatenate([ref_plugin.process(x[ch:ch + 1, i:i + 256], RATE, reset=False)
                               for i in range(0, x.shape[1], 256)], axis=1)
@@ -171,3 +171,29 @@ def test_a_plugin_that_crashes_while_loading_is_refused_not_fatal(tmp_path):
     found = scan([str(tmp_path)], timeout_s=30)
     assert any(f["path"] == bundle and "SIGSEGV" in f["error"] for f in found["failed"])
     assert any(p["name"] == "ZamCompX2" for b in found["vst3"] for p in b["plugins"])  # the others still listed
+
+
+def test_a_vst3_loads_from_any_thread_and_from_several_at_once():
+    """pedalboard lets only the thread that first loaded a VST3 load it again: the feeder's second
+    stream (its own thread) was refused. Every load now goes through one loader thread."""
+    import threading
+
+    errors: list[str] = []
+
+    def load() -> None:
+        try:
+            p = Plugin("ZamCompX2", 48000)
+            p.process(np.zeros((2, 256), dtype=np.float32))
+        except Exception as e:  # noqa: BLE001
+            errors.append(str(e))
+
+    for _ in range(2):  # one after the other, each in a new thread
+        t = threading.Thread(target=load)
+        t.start()
+        t.join()
+    many = [threading.Thread(target=load) for _ in range(4)]  # and four at once
+    for t in many:
+        t.start()
+    for t in many:
+        t.join()
+    assert errors == []
