@@ -103,6 +103,8 @@ class Jackgen:
             f"[supervisor]\nrestart_delay_s = 0.2\n" + extra_toml
         )
         self.url = f"http://127.0.0.1:{self.port}"
+        token = control_extra.split('token = "', 1)[1].split('"', 1)[0] if 'token = "' in control_extra else ""
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.log = tmp / "jackgen.log"
         self.proc: subprocess.Popen | None = None
 
@@ -119,13 +121,13 @@ class Jackgen:
         if self.proc and self.proc.poll() is not None:
             raise AssertionError(f"jackgen run exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
         try:
-            h = httpx.get(self.url + "/health", timeout=1).json()
+            h = httpx.get(self.url + "/health", timeout=1, headers=self.headers).json()
             return bool(h.get("jack") and h.get("workers", {}).get("feeder"))
         except httpx.HTTPError:
             return False
 
     def api(self, method: str, path: str, body: dict | None = None, expect: int | None = 200) -> dict:
-        r = httpx.request(method, self.url + path, json=body, timeout=20)
+        r = httpx.request(method, self.url + path, json=body, timeout=20, headers=self.headers)
         if expect is not None:
             assert r.status_code == expect, f"{method} {path} -> {r.status_code}: {r.text}"
         return r.json()

@@ -2,7 +2,7 @@
 
 With no token (the default, everything on 127.0.0.1) anyone on this machine may. With one
 (``control.token`` or ``JACKGEN_TOKEN``; required before any server binds beyond this machine),
-HTTP requests carry ``Authorization: Bearer TOKEN`` (``GET /health`` excepted, for monitors), and
+every HTTP request carries ``Authorization: Bearer TOKEN``, and
 an OSC client sends ``/jackgen/auth TOKEN`` first, which admits its address for 12 hours. OSC
 from outside ``control.osc_allow`` is dropped before it is parsed. Every refusal is counted
 (``status`` → ``access``) and logged, at most once a second per source.

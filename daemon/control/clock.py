@@ -17,6 +17,7 @@ timetags N frames apart map N frames apart. Control needs no JACK client for it.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ class ClockFit:
 
     The slope is the nominal rate until the window spans ``min_span_s`` (then the fitted
     rate, within ``max_ppm`` of nominal: a real clock drifts by tens of ppm); the intercept
-    is the mean over the window. A reference more than ``jump_frames`` off the line (the
+    is the median over the window. A reference more than ``jump_frames`` off the line (the
     server restarted, a new engine) starts a new window."""
 
     def __init__(self, window: int = 64, min_span_s: float = 4.0, max_ppm: float = 1000.0) -> None:
@@ -79,7 +80,9 @@ class ClockFit:
                 if abs(fitted / nominal - 1.0) <= self.max_ppm * 1e-6:
                     slope = fitted
         self.slope = slope
-        self.intercept = sum(f - slope * u for u, f in self._pts) / len(self._pts)
+        # the median, not the mean: a fresh server's first references (before JACK's filter has
+        # settled) are off by milliseconds, and must not pull the line for 16 s
+        self.intercept = statistics.median(f - slope * u for u, f in self._pts)
 
     def frame_at(self, usecs: float) -> float:
         return self.intercept + self.slope * usecs

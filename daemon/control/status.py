@@ -21,6 +21,9 @@ class Status:
         eng = (sup.get("engine") or {}).get("pid")
         procs["engine"] = self.engine_pid if self.engine_alive() and self.engine_pid else eng
         procs["feeder"] = self.feeder.pid if self.feeder else None
+        for role, info in sup.items():  # the supervisor's workers, before (and after) the queue sees them
+            if role.startswith("worker ") and isinstance(info, dict):
+                procs[role] = info.get("pid")
         if self.jobs:
             here = self.jobs.local_host
             for w in self.jobs.workers_seen:

@@ -67,8 +67,8 @@ def build_app(control: Control) -> FastAPI:
 
     @app.middleware("http")
     async def _token(request: Request, call_next):
-        """With an API token set, every request but ``GET /health`` carries ``Authorization: Bearer``."""
-        if access is not None and access.token and not (request.method == "GET" and request.url.path == "/health"):
+        """With an API token set, every request carries ``Authorization: Bearer``."""
+        if access is not None and access.token:
             if not access.bearer_ok(request.headers.get("authorization")):
                 host = request.client.host if request.client else "?"
                 access.refuse("http_token", f"HTTP {host}", f"{request.method} {request.url.path} without the API token")

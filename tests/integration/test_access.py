@@ -47,9 +47,9 @@ def test_http_needs_the_bearer_token_and_the_cli_sends_it(locked):
     r = httpx.get(jg.url + "/api/status", timeout=5)
     assert r.status_code == 401 and "API token" in r.json()["error"]
     assert httpx.get(jg.url + "/api/status", headers={"Authorization": "Bearer wrong"}, timeout=5).status_code == 401
-    assert httpx.get(jg.url + "/health", timeout=5).status_code == 200  # monitors need no token
+    assert httpx.get(jg.url + "/health", timeout=5).status_code == 401  # every request
     ok = httpx.get(jg.url + "/api/status", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
-    assert ok.status_code == 200 and ok.json()["access"]["http_token"] == 2
+    assert ok.status_code == 200 and ok.json()["access"]["http_token"] == 3
     p = jg.cli("status", "--json")  # the CLI reads the token from the config it is given
     assert p.returncode == 0, p.stderr
 
@@ -72,7 +72,7 @@ def test_osc_needs_auth_first_and_other_networks_are_dropped(locked, jackgen):
         u.close()
     # TCP from the same address is admitted too; a new address would need its own /jackgen/auth
     assert _tcp_roundtrip(jg.osc_port, False, [build_message("/jackgen/sync", 7)], "/jackgen/synced") == [7]
-    st = httpx.get(jg.url + "/api/status", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).json()
+    st = jg.status()
     assert st["tracks"][1]["gain_db"] == -6.0 and st["access"]["osc_token"] == 2
 
     jg.stop()  # (one engine per JACK server under the same client name)
