@@ -328,7 +328,7 @@ def _done_events(d: Daemon, jids: list[str]) -> dict[str, int]:
     return out
 
 
-def summarize(a, rt, samples, faults, jobs, final, doubled, osc_sent, d) -> dict:
+def summarize(a, rt, samples, faults, jobs, final, doubled, osc_sent, d=None) -> dict:
     windows = [(f["t"], f["t"] + (f["recover_s"] or 30) + 3.0) for f in faults]
     xr_out = 0
     for prev, cur in zip(samples, samples[1:]):
@@ -337,6 +337,11 @@ def summarize(a, rt, samples, faults, jobs, final, doubled, osc_sent, d) -> dict
         dx = cur["xruns"] - prev["xruns"]
         if dx > 0 and not any(lo <= cur["t"] <= hi for lo, hi in windows):
             xr_out += dx
+    totals = {"xruns": 0, "underruns": 0}  # summed over every engine's lifetime (each counts from 0)
+    for prev, cur in zip(samples, samples[1:]):
+        for k in totals:
+            if cur[k] is not None and prev[k] is not None:
+                totals[k] += cur[k] - prev[k] if cur[k] >= prev[k] else cur[k]  # a new engine starts at 0
     warm = samples[len(samples) // 5:] if samples else []
     growth = {}
     for role in (*ROLES, "supervisor"):
@@ -360,7 +365,8 @@ def summarize(a, rt, samples, faults, jobs, final, doubled, osc_sent, d) -> dict
         "recover_s": {"p50": round(statistics.median(rec), 2) if rec else None, "max": round(max(rec), 2) if rec else None,
                       "by_role_max": {r: round(max(v), 2) if v else None for r, v in by_role.items()}},
         "xruns_outside_faults": xr_out,
-        "underruns_last": samples[-1]["underruns"] if samples else None,
+        "xruns_total": totals["xruns"],
+        "underruns_total": totals["underruns"],
         "rss_growth_pct_per_hour": growth,
         "rss_mb_last": {r: round(v / 1024, 1) for r, v in (samples[-1]["rss_kb"].items() if samples else []) if v},
         "fault_log": faults,
