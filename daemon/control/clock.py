@@ -37,13 +37,13 @@ class ClockFit:
 
     The slope is the nominal rate until the window spans ``min_span_s`` (then the fitted
     rate, within ``max_ppm`` of nominal: a real clock drifts by tens of ppm); the intercept
-    is the median over the window. A reference more than ``jump_frames`` off the line (the
-    server restarted, a new engine) starts a new window."""
+    is the median over the window. A reference half a block or more off the line (the frame
+    clock lost a cycle against the wall clock, the server restarted) starts a new window: jitter
+    is a few frames, a lost cycle a whole block."""
 
     def __init__(self, window: int = 64, min_span_s: float = 4.0, max_ppm: float = 1000.0) -> None:
         self.window, self.min_span_s, self.max_ppm = window, min_span_s, max_ppm
         self.rate = 0
-        self.jump_frames = 0
         self._pts: list[tuple[float, float]] = []
         self.slope = 0.0
         self.intercept = 0.0
@@ -56,7 +56,9 @@ class ClockFit:
     def add(self, usecs: int, frame: int, rate: int, block: int) -> None:
         if usecs <= 0 or rate <= 0:
             return
-        if rate != self.rate or (self.valid and abs(self.frame_at(usecs) - frame) > max(2 * block, 64)):
+        # the frame clock moved against the wall clock by a cycle or more (a driver cycle lost and
+        # not caught up, a new server): what plays at a given time is the new relation, at once
+        if rate != self.rate or (self.valid and abs(self.frame_at(usecs) - frame) > max(block // 2, 32)):
             if self._pts:
                 self.resets += 1
             self._pts.clear()

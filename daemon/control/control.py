@@ -120,8 +120,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
             except RingError:
                 rings = None
             if rings is not None and rings.tracks[0].capacity == pow2_at_least(frames) and rings.in_use_elsewhere():
-                self.crumbs = {role: open_crumb(self.cfg.instance, role, 1 if role == "engine" else N_TRACKS)
-                               for role in CRUMB_ROLES}
+                self._open_crumbs()
                 self.rings = rings
                 self.reattached = True
                 return live
@@ -133,12 +132,15 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
                         ", ".join(stale[:4]) + (" …" if len(stale) > 4 else ""))
         with contextlib.suppress(FileNotFoundError):
             self.live_path.unlink()
-        # before the rings: a process that finds them finds its crash crumb too (bridge/crumb.py)
-        self.crumbs = {role: open_crumb(self.cfg.instance, role, 1 if role == "engine" else N_TRACKS)
-                       for role in CRUMB_ROLES}
+        self._open_crumbs()  # before the rings: a process that finds them finds its crash crumb too
         self.rings = InstanceRings.create(self.cfg.instance, frames)
         self.rings_id = f"{os.getpid()}-{time.time_ns()}"  # workers attach again when this changes
         return None
+
+    def _open_crumbs(self) -> None:
+        """The shared words naming the plugin each process is inside (bridge/crumb.py); kept if there."""
+        self.crumbs = {role: open_crumb(self.cfg.instance, role, 1 if role == "engine" else N_TRACKS)
+                       for role in CRUMB_ROLES}
 
     def load_session(self) -> None:
         try:

@@ -29,6 +29,11 @@ TRACK_RUNTIME = ("armed_epoch", "state", "epoch", "stream_id", "source", "starte
 LIVE_VERSION = 1
 
 
+def _primed(s: Stream) -> bool:
+    f = s.primed
+    return f.done() and not f.cancelled() and f.exception() is None
+
+
 class Live:
     @property
     def live_path(self) -> Path:
@@ -40,8 +45,7 @@ class Live:
             p = s.producer
             streams.append({"id": s.id, "track": s.track, "epoch": s.epoch, "path": s.path, "done": s.done,
                             "producer": getattr(p, "id", None), "take": s.take, "generated": s.generated,
-                            "relay_key": s.relay_key, "primed": s.primed.done() and not s.primed.exception()
-                            if s.primed.done() else False})
+                            "relay_key": s.relay_key, "primed": _primed(s)})
         return {
             "version": LIVE_VERSION, "rings_id": self.rings_id, "session": self.session,
             "tracks": [{k: getattr(tr, k) for k in TRACK_RUNTIME} for tr in self.tracks],

@@ -48,6 +48,15 @@ class Udp:
             if a == address:
                 return p
 
+    def drain(self, quiet_s: float = 0.3) -> None:
+        """Throw away the replies waiting (a flood's /jackgen/error answers) until none comes for quiet_s."""
+        self.sock.settimeout(quiet_s)
+        try:
+            while True:
+                self.sock.recvfrom(65536)
+        except socket.timeout:
+            pass
+
     def close(self) -> None:
         self.sock.close()
 
@@ -186,12 +195,7 @@ def test_fuzzed_packets_never_stop_the_server(jg_osc):
         u.send(data)
 
     fuzz()
-    u.sock.settimeout(0.3)
-    try:
-        while True:  # drain the replies (mostly /jackgen/error)
-            u.sock.recvfrom(65536)
-    except socket.timeout:
-        pass
+    u.drain()  # the replies (mostly /jackgen/error)
     u.send("/jackgen/status")
     assert u.recv_until("/jackgen/status.reply", 10), "the server answers after the fuzzing"
     st_ = jg.status()
@@ -296,12 +300,7 @@ def test_flood_is_bounded_and_the_server_keeps_serving(jg_osc):
             u.sock.sendto(pkt, u.addr)
         sent += 200
     grew = rss_kb() - before
-    u.sock.settimeout(0.5)
-    try:
-        while True:
-            u.sock.recvfrom(65536)
-    except socket.timeout:
-        pass
+    u.drain(0.5)
     u.send("/jackgen/status")
     assert u.recv_until("/jackgen/status.reply", 20)
     st = jg.status()

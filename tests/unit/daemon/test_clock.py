@@ -59,3 +59,8 @@ def test_clock_fit_starts_over_when_the_frame_clock_jumps():
     assert abs(fit.frame_at(1_000_000 + 20 * 250_000) - (5000 + 20 * 12_000)) < 0.5
     fit.add(1_000_000 + 20 * 250_000, 9_000_000, 48000, 512)  # a new server: its frames start elsewhere
     assert fit.resets == 1 and abs(fit.frame_at(1_000_000 + 21 * 250_000) - 9_012_000) < 0.5
+    for k in range(21, 40):
+        fit.add(1_000_000 + k * 250_000, 9_000_000 + (k - 20) * 12_000, 48000, 512)
+    # the driver lost one cycle and never caught up: the frame at a given time is 512 lower from now on
+    fit.add(1_000_000 + 40 * 250_000, 9_000_000 + 20 * 12_000 - 512, 48000, 512)
+    assert fit.resets == 2 and abs(fit.frame_at(1_000_000 + 41 * 250_000) - (9_000_000 + 21 * 12_000 - 512)) < 0.5
