@@ -366,6 +366,16 @@ class MidiSender:
         self.pending = (bytes(msg), offset)
         return wait_for(lambda: self.sent_at, 5, what="the MIDI message to be sent")
 
+    def send_until(self, msg: bytes, landed, what: str, tries: int = 5) -> None:
+        for _ in range(tries):
+            self.send(msg)
+            try:
+                wait_for(landed, 1.0, 0.05, what)
+                return
+            except AssertionError:
+                continue
+        raise AssertionError(f"{what}: not after {tries} sends")
+
     def note_on(self, note: int, offset: int) -> int:
         return self.send(bytes([0x90, note, 100]), offset)
 
@@ -438,10 +448,10 @@ def test_cc_mapping_and_midi_learn_over_jack_midi(jg_osc):
         def gain6():
             return jg.api("GET", "/api/tracks/6/chain")["chain"][0]["params"]["gain_db"]
 
-        midi.send(bytes([0xB0, 21, 0]))
-        wait_for(lambda: gain6() == -96.0, 5, what="CC 21 at 0 to set the Gain plugin to its minimum")
-        midi.send(bytes([0xB0, 21, 127]))
-        wait_for(lambda: gain6() == 24.0, 5, what="CC 21 at 127 to set it to its maximum")
+        # (as a knob does, the value is sent again if it did not land: a JACK MIDI event written in a
+        # cycle JACK skipped under the suite's load is gone, and that is JACK's, not the mapping's)
+        midi.send_until(bytes([0xB0, 21, 0]), lambda: gain6() == -96.0, "CC 21 at 0 to set the Gain to its minimum")
+        midi.send_until(bytes([0xB0, 21, 127]), lambda: gain6() == 24.0, "CC 21 at 127 to set it to its maximum")
     finally:
         midi.close()
 
