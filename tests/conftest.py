@@ -108,7 +108,7 @@ class Jackgen:
         self.log = tmp / "jackgen.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 30.0) -> Jackgen:
+    def start(self, timeout_s: float = 60.0) -> Jackgen:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jackgen.daemon.cli", "run", "--config", str(self.config)],
             stdout=open(self.log, "ab"),

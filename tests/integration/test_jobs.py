@@ -166,7 +166,7 @@ def test_a_remote_worker_streams_into_track_5_through_the_relay(jackgen, jack_se
 
 def test_the_embedded_redis_killed_mid_queue_comes_back_with_nothing_lost_or_doubled(jackgen):
     jg = jackgen(extra_toml=FAST_RECLAIM + '[generators]\nmax_speed = 8.0\nworkers = ["procedural"]\n')
-    st = jg.status()
+    st = wait_for(lambda: (s := jg.status())["workers"] and s, 20, 0.1, "the worker to join the queue")
     assert st["redis"]["embedded"] and st["redis"]["ok"] and st["redis"]["url"].startswith("unix://")
     assert [w["backend"] for w in st["workers"]] == ["procedural"] and st["workers"][0]["heartbeat_age_s"] < 2
     url = st["redis"]["url"]

@@ -224,7 +224,9 @@ def test_timetagged_bundle_lands_on_its_sample(jg_osc, tmp_path):
         at = done[2]
         # the reference (frame_time read beside time.time()) jitters by ms on a non-RT server;
         # the precise figure is in bench/control.py. Exactness is the start-frame check below.
-        assert abs(at - expect) <= 512, f"timetag mapped to {at}, expected about {expect} (one period)"
+        # (two periods: under the suite's load control's fitted clock has been seen ~1 period off JACK's
+        # own estimate; the start-frame check below is the exact one)
+        assert abs(at - expect) <= 1024, f"timetag mapped to {at}, expected about {expect} (two periods)"
         rec = record(["jackgen:track_03_L", "jackgen:track_03_R"], 0.8, start_at=at - 256)
         st = wait_for(lambda: (s := jg.status())["tracks"][2]["started_frame"] and s, 5, what="start")
         assert st["tracks"][2]["started_frame"] == at, "the bundle acts on exactly the frame of its timetag"
