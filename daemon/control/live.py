@@ -4,7 +4,7 @@ Mixed into :class:`jackgen.daemon.control.control.Control`. The engine, the feed
 workers do not stop when control does (they are supervised beside it), and the rings outlive
 it. Control writes its runtime picture (each track's stream and state, the streams' producers,
 the tempo grid's anchor, the last job event it handled) to ``<runtime>/live.json`` four times a
-second when it changed (a tmpfs: no disk, no fsync); a new control that finds the rings still in
+second when it changed (the runtime folder is a tmpfs: its fsync is cheap); a new control that finds the rings still in
 use attaches to them and reads it back instead of starting over, so nothing that plays stops.
 The supervisor's ``processes.json`` (pids, restarts, last exit codes) is read here too.
 """
@@ -113,22 +113,28 @@ class Live:
             except (KeyError, TypeError, ValueError) as e:
                 log.warning("ignoring a stream in %s: %s", self.live_path, e)
 
-    def supervised(self) -> dict[str, Any]:
-        """What the supervisor says of its children (``jackgen run``; empty under systemd)."""
+    def runtime_json(self, name: str, max_age_s: float = 0.0) -> dict[str, Any]:
+        """A JSON object another process keeps in the runtime folder ({} if missing or broken),
+        read again once ``max_age_s`` have passed since the last read."""
+        cache = self.__dict__.setdefault("_runtime_cache", {})
         now = time.monotonic()
-        cache = getattr(self, "_sup_cache", None)
-        if cache and now - cache[0] < 0.5:
-            return cache[1]
+        hit = cache.get(name)
+        if hit is not None and now - hit[0] < max_age_s:
+            return hit[1]
         try:
-            data = json.loads((self.cfg.runtime_path / PROCESSES_FILE).read_text())
-            if not isinstance(data, dict):
-                data = {}
+            data = json.loads((self.cfg.runtime_path / name).read_text())
         except (OSError, ValueError):
             data = {}
-        self._sup_cache = (now, data)
+        if not isinstance(data, dict):
+            data = {}
+        cache[name] = (now, data)
         return data
 
+    def supervised(self) -> dict[str, Any]:
+        """What the supervisor says of its children (``jackgen run``; empty under systemd)."""
+        return self.runtime_json(PROCESSES_FILE, max_age_s=0.5)
+
     def exit_code_of(self, role: str) -> int | None:
-        self._sup_cache = None  # fresh: the process has just been seen gone
-        code = (self.supervised().get(role) or {}).get("last_exit")
+        # read fresh: the process has just been seen gone
+        code = (self.runtime_json(PROCESSES_FILE).get(role) or {}).get("last_exit")
         return int(code) if isinstance(code, int) else None

@@ -33,12 +33,7 @@ class Status:
 
     def jack_info(self) -> dict:
         """What the engine last said about the JACK server (``<runtime>/engine.json``)."""
-        import json
-
-        try:
-            data = json.loads((self.cfg.runtime_path / "engine.json").read_text())
-        except (OSError, ValueError):
-            data = {}
+        data = self.runtime_json("engine.json")
         alive = self.engine_alive()
         state = "running" if alive else str(data.get("state") or "unknown")
         if not alive and state == "running":
