@@ -26,6 +26,14 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file's data, or None when it is missing, unreadable or not JSON (said in the log by the caller)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write JSON through a temporary file, fsync and rename."""
     path.parent.mkdir(parents=True, exist_ok=True)

