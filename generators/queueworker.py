@@ -440,7 +440,8 @@ class QueueWorker:
         fields = {"outputs": outputs, "timings": result["timings"], "info": result["info"], "progress": 1.0,
                   "finished_at": time.time(), "error": ""}
         if self._publish(run, "done", fields, status="done", ack=True,
-                         extra_event={"outputs": outputs, "attempt": attempt}, forever=True):
+                         extra_event={"outputs": outputs, "attempt": attempt, "backend": order.spec.backend,
+                                      "timings": result["timings"]}, forever=True):
             self.jobs_done += 1
             log.info("job %s done in %.2f s: %s", run.jid, time.perf_counter() - t0,
                      ", ".join(o["path"] for o in outputs))

@@ -140,7 +140,7 @@ def _http(host: str, port: int, method: str, path: str, body: bytes | None, time
 
 
 def request(url: str, method: str, path: str, body: dict | None = None, timeout: float = 15.0,
-            quiet: bool = False) -> Any:
+            quiet: bool = False, accept: tuple[int, ...] = ()) -> Any:
     """One HTTP request to control; its JSON answer, or exit with control's error message.
     With ``quiet``, an unreachable control returns None instead (the caller has a fallback)."""
     hostport = url.split("://", 1)[1]
@@ -158,19 +158,20 @@ def request(url: str, method: str, path: str, body: dict | None = None, timeout:
         answer = json.loads(raw or b"null")
     except ValueError:
         answer = {"error": raw.decode(errors="replace")}
-    if status >= 400:
+    if status >= 400 and status not in accept:
         fail(answer.get("error", str(answer)) if isinstance(answer, dict) else str(answer),
              code=2 if status < 500 else 1)
     return answer
 
 
-def call(config: Optional[str], name: str, http_timeout: float = 15.0, quiet: bool = False, **fields: Any) -> Any:
+def call(config: Optional[str], name: str, http_timeout: float = 15.0, quiet: bool = False,
+         accept: tuple[int, ...] = (), **fields: Any) -> Any:
     """Run command ``name`` of the command table on the running control, over HTTP (with ``quiet``,
     None when no control answers)."""
     from jackgen.daemon.frontends.commands import http_request
 
     method, path, body = http_request(name, **fields)
-    return request(control_url(config), method, path, body, http_timeout, quiet=quiet)
+    return request(control_url(config), method, path, body, http_timeout, quiet=quiet, accept=accept)
 
 
 def running_config(config: Optional[str], session: Optional[str] = None, overrides: dict | None = None,

@@ -28,6 +28,7 @@ LOCAL_VERBS = {
             "recorded.",
     "install-units": "Write systemd units (jackgen.target, redis, control, engine, feeder, worker@BACKEND) for this "
                      "install.",
+    "db": "The library's database: migrations, and importing takes made elsewhere.",
     "logs": "Show jackgen's logs from the journal (systemd units); `jackgen run` logs to its own terminal.",
 }
 HIDDEN_VERBS = ("feeder", "redis")  # started by the supervisor or systemd, not by people

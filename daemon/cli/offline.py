@@ -298,3 +298,73 @@ def logs(
             "-n", str(lines), "-o", "short-iso", *(["-f"] if follow else [])]
     print(" ".join(argv[0:1] + [f"'{a}'" if "*" in a else a for a in argv[1:]]), file=sys.stderr)
     os.execv(exe, argv)
+
+
+db_app = typer.Typer(help="The library's database: migrations, and importing takes made elsewhere.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _db_config(config: Optional[str]):
+    """The daemon's own config while one answers (same database, same folders), else this one."""
+    cfg, _session = running_config(config, announce=False)
+    return cfg
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: Optional[str] = ConfigOpt,
+               revision: str = typer.Option("head", help="Migrate to this revision (default: the newest).")) -> None:
+    """Run the library's migrations (control also runs them at every start)."""
+    from jackgen.daemon.library.service import _safe_url, library_url
+    from jackgen.daemon.library.store import make_engine, upgrade
+
+    cfg = _db_config(config)
+    url = library_url(cfg)
+    try:
+        before, after = upgrade(make_engine(url), revision)
+    except Exception as e:  # unreachable server, bad credentials, a file it cannot write
+        fail(f"cannot migrate {_safe_url(url)}: {type(e).__name__}: {str(e).splitlines()[0]}", code=1)
+    print(f"{_safe_url(url)}: {before or 'empty'} -> {after}" if before != after else
+          f"{_safe_url(url)}: at {after} already")
+
+
+@db_app.command("import")
+def db_import(directory: Path = typer.Argument(..., help="A session folder, or a folder of sessions."),
+              config: Optional[str] = ConfigOpt) -> None:
+    """Add every take JSON under DIRECTORY (audio_gen/<take>.json beside its audio) to the library.
+    Takes it knows already are skipped; takes outside the sessions folder are copied into it first."""
+    from rich.progress import Progress
+
+    from jackgen.daemon.library.service import open_library
+
+    setup_logging("WARNING")
+    cfg = _db_config(config)
+    src = directory.expanduser().resolve()
+    if not src.is_dir():
+        fail(f"{directory} is not a folder")
+    root = Path(cfg.control.sessions_dir).resolve()
+    if not src.is_relative_to(root):
+        src = _copy_sessions_in(src, root)
+    lib = open_library(cfg)
+    try:
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"importing {src}", total=None)
+            got = lib.import_dir(src, lambda i, n: bar.update(task, completed=i, total=n))
+    finally:
+        lib.close()
+    show(got)
+
+
+def _copy_sessions_in(src: Path, root: Path) -> Path:
+    """A folder of takes from elsewhere (another machine's sessions) copied under the sessions folder,
+    where the daemon may read them; the copy's path."""
+    import shutil
+
+    sessions = [src] if (src / "audio_gen").is_dir() else [p for p in src.iterdir() if (p / "audio_gen").is_dir()]
+    if not sessions:
+        fail(f"{src} has no audio_gen/ folder (a session) nor sessions with one")
+    for s in sessions:
+        dest = root / s.name
+        print(f"copying {s} -> {dest}", file=sys.stderr)
+        shutil.copytree(s, dest, dirs_exist_ok=True)
+    return root / sessions[0].name if sessions == [src] else root

@@ -30,7 +30,8 @@ class Verb(NamedTuple):
 
 
 VERBS: dict[str, Verb] = {}
-GROUPS = {"jobs": "Generation jobs: list, show, follow, cancel, retry; the dead letters.", "midi": "MIDI mapping: show it, or learn a control."}
+GROUPS = {"jobs": "Generation jobs: list, show, follow, cancel, retry; the dead letters.",
+          "takes": "The library of takes: list, show, search, similar prompts, rm (to the trash), restore.", "midi": "MIDI mapping: show it, or learn a control."}
 
 
 def arg(*flags: str, **kw: Any) -> tuple[tuple[str, ...], dict]:
@@ -103,6 +104,8 @@ def local_file(config: Optional[str], name: Optional[str]) -> Optional[str]:
 
     if not name:
         return name
+    if name.startswith("#") and name[1:].isdigit():
+        return name  # a library number (jackgen takes list): control looks it up
     p = Path(name).expanduser()
     if not p.exists():
         if TAKE_RE.match(name):
@@ -237,13 +240,45 @@ def status(a: argparse.Namespace) -> None:
 
 @verb("health", JSON)
 def health(a: argparse.Namespace) -> None:
-    """Each part's health (JACK, workers, disk) as a table; exit 1 when jackgen is degraded."""
-    h = call(a.config, "health")
+    """Each part's health as a table: JACK server, engine, Redis, database, feeder, workers, disk, GPU.
+
+    Exits 1 when a required part is down (``/health`` answers 503 then)."""
+    h = call(a.config, "health", accept=(503,))
     if a.as_json:
         show(h)
     else:
-        for k, v in h.items():
-            print(f"{k:>14}  {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+        from rich.console import Console
+        from rich.table import Table
+
+        def ok(v: Any) -> str:
+            return "[green]ok[/]" if v else "[red]failing[/]"
+
+        js, eng, rd, db, disk = (h.get(k) or {} for k in ("jack_server", "engine", "redis", "database", "disk"))
+        table = Table("part", "state", "detail")
+        table.add_row("JACK server", ok(js.get("ok")), f"{js.get('state')}, {js.get('sample_rate') or '-'} Hz, "
+                      f"{js.get('period_frames') or '-'} frames {js.get('message') or ''}")
+        table.add_row("engine", ok(eng.get("ok")), f"pid {eng.get('pid')}, last status {eng.get('last_status_age_s')} s "
+                      f"ago, {eng.get('xruns', 0)} xruns")
+        table.add_row("Redis", ok(rd.get("ok")), f"{rd.get('url')} " + (f"{rd['latency_ms']} ms" if "latency_ms" in rd
+                                                                       else rd.get("error", "")))
+        table.add_row("database", ok(db.get("ok")), (f"{db.get('backend')}, {db['latency_ms']} ms, prompt search by "
+                                                     f"{db.get('search')}") if db.get("ok") else str(db.get("error")))
+        table.add_row("feeder", ok((h.get("workers") or {}).get("feeder")), "")
+        table.add_row("disk", ok(disk.get("ok")), f"{(disk.get('free_bytes') or 0) / 2**30:.1f} GiB free in "
+                      f"{disk.get('path')}")
+        for w in (h.get("workers") or {}).get("live", []):
+            table.add_row(f"worker {','.join(w.get('backends') or [])}", ok(True),
+                          f"{w.get('host')} pid {w.get('pid')} on {w.get('device')}, heartbeat "
+                          f"{w.get('heartbeat_age_s')} s ago{', busy' if w.get('busy') else ''}")
+        gpu = h.get("gpu") or {}
+        for g in gpu.get("gpus") or []:
+            table.add_row(f"GPU {g.get('name')}", ok(True), f"{g.get('memory_used_mib')}/{g.get('memory_total_mib')} "
+                          f"MiB, {g.get('temperature_c')} °C")
+        table.add_row("queue", "", f"{h.get('queue_length', 0)} waiting")
+        con = Console()
+        con.print(table)
+        con.print(f"status: [bold]{h.get('status')}[/]" + (f", failing: {', '.join(h['failing'])}" if h.get("failing")
+                                                          else ""))
     if h.get("status") != "ok":
         raise CliExit(1)
 
@@ -338,9 +373,14 @@ def chain(a: argparse.Namespace) -> None:
       arg("--midi", default=None, help="fluidsynth backend: MIDI file to render."),
       arg("--soundfont", default=None, help="fluidsynth backend: SoundFont (.sf2)."),
       arg("--format", dest="output_format", default="wav", help="wav | flac"),
-      arg("--wait", action="store_true", help="Follow progress until the job ends; print the takes."))
+      arg("--wait", action="store_true", help="Follow progress until the job ends; print the takes."),
+      arg("--similar", type=int, nargs="?", const=5, default=None, metavar="K",
+          help="First print the K (default 5) past generations whose prompts are nearest this one."))
 def generate(a: argparse.Namespace) -> None:
     """Queue a generation job (streamed into --track as it is made) and print its id."""
+    if a.similar:
+        sim = call(a.config, "takes.similar", prompt=a.prompt, k=a.similar)
+        _print_similar(sim)
     r = call(a.config, "generate", prompt=a.prompt, duration=a.duration, variations=a.variations,
              priority=a.priority, output_format=a.output_format, bpm=a.bpm, key=a.key, style=a.style,
              structure=a.structure, backend=a.backend, track=a.track, seed=a.seed,
@@ -458,3 +498,100 @@ def midi_learn(a: argparse.Namespace) -> None:
 def midi_map(a: argparse.Namespace) -> None:
     """Show the MIDI mapping, open controllers and the last events seen."""
     show(call(a.config, "midi.map"))
+
+
+# ------------------------------------------------------------------ the library
+def _print_takes(rows: list[dict], total: int | None = None) -> None:
+    if not rows:
+        print("no takes match" if total is not None else "nothing found")
+        return
+    for g in rows:
+        score = f"{g['score']:.3f}  " if "score" in g else ""
+        bpm = f"{g['bpm']:.0f} bpm" if g.get("bpm") else "-"
+        print(f"#{g['id']:<5} {score}{g['take']}  {g['session']:<12} {g['backend']:<10} {bpm:>8}  "
+              f"{(g.get('key') or '-'):<9} {(g.get('style') or '-'):<9} {g.get('seconds') or 0:6.1f} s  "
+              f"{(g.get('prompt') or '')[:60]}")
+    if total is not None and total > len(rows):
+        print(f"({len(rows)} of {total}; --offset/--limit for more)")
+
+
+def _print_similar(sim: dict) -> None:
+    if sim.get("mode") == "text":
+        note("similar prompts by text match (the prompt-embedding model is not installed)")
+    note(f"similar past generations ({len(sim.get('results', []))}):")
+    _print_takes(sim.get("results", []))
+
+
+LIST_ARGS = (arg("--session", default=None), arg("--backend", default=None),
+             arg("--bpm", default=None, help="A tempo or a range: 140, 120-130"),
+             arg("--key", default=None), arg("--style", default=None),
+             arg("--since", default=None, help="Date (2026-11-30) or days ago (7d)"),
+             arg("--trash", action="store_true", help="The takes in the trash instead."),
+             arg("--limit", type=int, default=50), arg("--offset", type=int, default=0),
+             arg("--json", action="store_true", help="Print JSON."))
+
+
+def _list_fields(a: argparse.Namespace, q: str | None = None) -> dict:
+    import time as _time
+
+    f: dict[str, Any] = {"session": a.session, "backend": a.backend, "key": a.key, "style": a.style, "q": q,
+                         "limit": a.limit, "offset": a.offset, "deleted": a.trash or None}
+    if a.bpm:
+        lo, _, hi = a.bpm.partition("-")
+        try:
+            f["bpm_min"], f["bpm_max"] = float(lo), float(hi or lo)
+        except ValueError:
+            fail(f"--bpm must be a number or a range like 120-130, got {a.bpm!r}")
+    if a.since:
+        try:
+            f["since"] = (_time.time() - float(a.since[:-1]) * 86400 if a.since.endswith("d")
+                          else _time.mktime(_time.strptime(a.since, "%Y-%m-%d")))
+        except ValueError:
+            fail(f"--since must be a date (2026-11-30) or days ago (7d), got {a.since!r}")
+    return f
+
+
+@verb("takes list", *LIST_ARGS)
+def takes_list(a: argparse.Namespace) -> None:
+    """The library's takes, newest first, filtered by session, backend, tempo, key, style, date."""
+    r = call(a.config, "takes.list", **_list_fields(a))
+    show(r) if a.json else _print_takes(r["generations"], r["total"])
+
+
+@verb("takes search", arg("text", help="Words the prompt must contain."), *LIST_ARGS)
+def takes_search(a: argparse.Namespace) -> None:
+    """Takes whose prompt contains every word of TEXT (with the same filters as list)."""
+    r = call(a.config, "takes.list", **_list_fields(a, a.text))
+    show(r) if a.json else _print_takes(r["generations"], r["total"])
+
+
+@verb("takes similar", arg("prompt"), arg("-k", type=int, default=5, help="How many (1-100)."),
+      arg("--json", action="store_true", help="Print JSON."))
+def takes_similar(a: argparse.Namespace) -> None:
+    """The K past generations whose prompts mean the nearest thing to PROMPT, with scores."""
+    r = call(a.config, "takes.similar", prompt=a.prompt, k=a.k)
+    show(r) if a.json else _print_similar(r)
+
+
+def _take_ident(s: str) -> str:
+    return s[1:] if s.startswith("#") else s
+
+
+@verb("takes show", arg("take", help="A take id or the library's number (#42)."))
+def takes_show(a: argparse.Namespace) -> None:
+    """Everything the library knows of one take: parameters, timings, files, stems."""
+    show(call(a.config, "takes.show", id=_take_ident(a.take)))
+
+
+@verb("takes rm", arg("take", help="A take id or the library's number (#42)."))
+def takes_rm(a: argparse.Namespace) -> None:
+    """Move a take's files to its session's .trash/ folder (jackgen takes restore brings them back)."""
+    g = call(a.config, "takes.rm", id=_take_ident(a.take))
+    note(f"take {g['take']} moved to the trash (jackgen takes restore {g['take']})")
+
+
+@verb("takes restore", arg("take", help="A take id or the library's number (#42)."))
+def takes_restore(a: argparse.Namespace) -> None:
+    """Bring a take back from the trash."""
+    g = call(a.config, "takes.restore", id=_take_ident(a.take))
+    note(f"take {g['take']} restored: {g['path']}")

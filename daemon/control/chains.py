@@ -81,6 +81,7 @@ class Chains:
             info = await asyncio.to_thread(instantiate_isolated, plugin, params or {}, self.cfg.plugins.vst3_dirs,
                                            self.cfg.plugins.scan_timeout_s)
         except PluginError as e:
+            self.plugin_load_failures += 1
             raise JackgenError(str(e)) from None
         state = {**info["state"], "param_info": info["params"], "dual_mono": info["dual_mono"],
                  "latency_frames": info["latency_frames"]}
@@ -199,6 +200,7 @@ class Chains:
             entry["failed"] = (f"crashed the {role.replace('-', ' ')}{how} while "
                                f"{'processing audio' if v > 0 else 'loading'}; the chain runs without it "
                                f"(remove it: jackgen chain {owner} remove {i})")
+            self.plugin_load_failures += v <= 0  # a crash while loading, not while processing
             log.error("%s plugin %d (%s) %s", "master" if role == "engine" else f"track {t + 1}", i,
                       entry["name"], entry["failed"])
             self.save_session()

@@ -30,6 +30,7 @@ from jackgen.common.files import atomic_write_json, write_failure
 from jackgen.common.jackconn import NOW_FILE, WANT_FILE
 from jackgen.common.errors import JackgenError, check_finite, check_track
 from jackgen.common.media import MediaPolicy
+from jackgen.common.takes import TAKE_RE
 from jackgen.daemon.config import Config, check_session_name
 from jackgen.daemon.control.access import Access
 from jackgen.daemon.control.chains import Chains
@@ -48,6 +49,8 @@ from jackgen.daemon.control.state import Stream
 from jackgen.daemon.control.streams import Streams
 from jackgen.daemon.engine.masterchain import chain_file
 from jackgen.daemon.jobs.board import JobBoard
+from jackgen.daemon.library.service import LibraryService
+from jackgen.daemon.library.store import LibraryError
 from jackgen.dsp.mix import MAX_GAIN_DB, MIN_GAIN_DB
 
 log = logging.getLogger("jackgen.control")
@@ -104,6 +107,9 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
         self.access = Access(cfg.token, cfg.control.osc_allow)
         self.status_parts["access"] = self.access.counters
         self.connections = ConnectionStore(cfg.runtime_path, self.session_dir / "connections.json")
+        self.library = LibraryService(cfg)
+        self.track_underruns = [0] * N_TRACKS  # per track, since this control started (metrics)
+        self.plugin_load_failures = 0
 
     # ------------------------------------------------------------ lifecycle
     def open_rings(self) -> dict | None:
@@ -216,8 +222,10 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
             playing = sum(tr.state in ("playing", "pending", "underrun") for tr in self.tracks)
             log.info("re-attached to the running instance (rings %s): %d track(s) playing, %d stream(s) followed",
                      self.rings_id, playing, sum(not s.done for s in self.streams.values()))
+        self.jobs.listeners.append(self._on_job_event)
         self.feeder.start()
         self.jobs.start()
+        self.library.start()
         self._tasks.append(asyncio.create_task(self._live_loop(), name="live-state"))
 
     async def stop(self) -> None:
@@ -231,6 +239,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
             log.error("cannot write the session on shutdown: %s", e)
         if self.jobs:
             await self.jobs.stop()
+        await self.library.stop()
         if self.feeder:
             await self.feeder.stop()
         for t in self._tasks:
@@ -249,7 +258,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
             else:
                 self.rings.close(unlink=True)
                 rt = self.cfg.runtime_path
-                for path in (*(crumb_file(self.cfg.instance, r) for r in CRUMB_ROLES),
+                for path in (*(crumb_file(self.cfg.instance, r) for r in (*CRUMB_ROLES, "cbhist")),
                              chain_file(self.cfg.instance), self.live_path, rt / WANT_FILE, rt / NOW_FILE):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
@@ -281,6 +290,11 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
         self.save_session()
         return {"track": t + 1, kind: flag}
 
+    def _on_job_event(self, view: Any, e: dict) -> None:
+        """A finished job's takes go into the library (in its own thread; see LibraryService)."""
+        if e.get("event") == "done":
+            self.library.record(e.get("outputs"), view.id, e.get("attempt"))
+
     # ------------------------------------------------------------ files
     @property
     def media(self) -> MediaPolicy:
@@ -290,7 +304,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
 
     def check_audio_file(self, path: object) -> str:
         """An audio file a request names, after the media policy, that libsndfile can read."""
-        p = self.media.resolve(path, "audio file")
+        p = self.media.resolve(self._library_file(path), "audio file")
         try:
             info = sf.info(str(p))
         except (RuntimeError, sf.LibsndfileError) as e:
@@ -298,6 +312,22 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
         if info.frames == 0:
             raise JackgenError(f"audio file {path} is empty")
         return str(p)
+
+    def _library_file(self, name: object) -> object:
+        """A take of another session (its id) or a library number (``#42``, as ``jackgen takes`` lists
+        them) as the take's audio file; anything else as it came (the media policy checks it)."""
+        if not isinstance(name, str) or self.library.lib is None:
+            return name
+        if name.startswith("#") and name[1:].isdigit():
+            ident = name[1:]
+        elif TAKE_RE.match(name) and self.media.take_path(name) is None:
+            ident = name
+        else:
+            return name
+        try:
+            return str(self.library.lib.resolve(ident))  # one indexed query; SQLite answers in ~1 ms
+        except LibraryError as e:
+            raise JackgenError(str(e), status=e.status) from None
 
     # ------------------------------------------------------------ sessions
     def save_session_as(self, name: str | None = None) -> dict:

@@ -124,6 +124,7 @@ class EngineLink:
                     tr.armed_epoch = 0
                     self._spawn(self._arm(t))
             if state == S.TRACK_UNDERRUN:
+                self.track_underruns[t] += 1
                 log.warning("track %d ran dry at frame %d (underrun)", t + 1, frame)
             tr.state = name
         elif op == S.EVT_HELLO:

@@ -6,6 +6,7 @@ through ``status_parts`` (the OSC server's packets, drops and subscribers).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
@@ -103,21 +104,53 @@ class Status:
             **{name: part() for name, part in self.status_parts.items()},
         }
 
-    def _gpu_info(self) -> dict | None:
-        """What the MusicGen workers run on, once loaded (control itself never imports torch)."""
-        ws = [w for w in self.workers_info() if "musicgen" in w.get("backends", [])]
-        if not ws:
-            return None
-        return {"device": ws[0].get("device"), "model": ws[0].get("model"), "workers": len(ws)}
+    async def redis_ping(self) -> dict:
+        """One PING with a 1 s limit: a stopped (SIGSTOP) server fails this as a dead one does."""
+        info = self.redis_info()
+        if self.jobs is None:
+            return {**info, "ok": False}
+        t0 = time.perf_counter()
+        try:
+            await asyncio.wait_for(self.jobs.r.ping(), 1.0)
+            return {**info, "ok": True, "latency_ms": round((time.perf_counter() - t0) * 1e3, 2)}
+        except asyncio.TimeoutError:
+            return {**info, "ok": False, "error": "no answer to PING within 1 s (a hung or stopped redis-server)"}
+        except Exception as e:
+            return {**info, "ok": False, "error": str(e)[:300]}
 
-    def health(self) -> dict:
-        disk = shutil.disk_usage(self.session_dir if self.session_dir.exists() else Path.cwd())
-        jack_ok = self.engine_alive()
-        redis = self.redis_info()
+    def engine_info(self) -> dict:
+        st = self.engine_status
+        age = time.monotonic() - self._status_rx_mono if self._status_rx_mono else None
+        return {"ok": self.engine_alive(), "pid": self.engine_pid,
+                "last_status_age_s": None if age is None else round(age, 3),
+                "xruns": int(st.get("xruns", 0)), "underruns": int(st.get("underruns", 0)),
+                "callback_errors": int(st.get("callback_errors", 0))}
+
+    async def health(self) -> dict:
+        """Every part, asked now: JACK server, engine, Redis, database, feeder, workers, disk, GPU.
+        ``failing`` names the required parts that are not up (HTTP answers 503 then)."""
+        redis, db = await asyncio.gather(self.redis_ping(), self.library.ping())
+        disk_dir = self.session_dir if self.session_dir.exists() else Path(self.cfg.control.sessions_dir)
+        try:
+            disk = shutil.disk_usage(disk_dir if disk_dir.exists() else Path.cwd())
+            disk_info = {"path": str(disk_dir), "free_bytes": disk.free, "total_bytes": disk.total,
+                         "ok": disk.free > DISK_LOW_BYTES}
+        except OSError as e:
+            disk_info = {"path": str(disk_dir), "ok": False, "error": str(e)}
+        jack = self.jack_info()
+        st = self.engine_status
+        jack.update({"sample_rate": int(st.get("sample_rate", 0)) or None,
+                     "period_frames": int(st.get("block_size", 0)) or None})
+        engine = self.engine_info()
         feeder_ok = bool(self.feeder and self.feeder.pid)
-        failing = [name for name, ok in (("jack", jack_ok), ("redis", redis["ok"]), ("feeder", feeder_ok)) if not ok]
+        parts = (("jack", jack["ok"]), ("engine", engine["ok"]), ("redis", redis["ok"]), ("database", db["ok"]),
+                 ("feeder", feeder_ok), ("disk", disk_info["ok"]))
+        failing = [name for name, ok in parts if not ok]
         by_backend: dict = {}
+        workers = []
         for w in self.workers_info():
+            workers.append({k: w.get(k) for k in ("id", "backends", "host", "pid", "device", "model", "busy",
+                                                   "remote", "heartbeat_age_s")} | {"warm": True})
             for b in w.get("backends", []):
                 d = by_backend.setdefault(b, {"running": True, "ready": True, "error": None, "busy": None,
                                               "count": 0})
@@ -128,13 +161,58 @@ class Status:
         return {
             "status": "ok" if not failing else "degraded",
             "failing": failing,
-            "jack": jack_ok,
-            "jack_server": self.jack_info(),
+            "jack": jack["ok"],
+            "jack_server": jack,
+            "engine": engine,
             "redis": redis,
-            "database": None,
-            "gpu": self._gpu_info(),
-            "disk": {"free_bytes": disk.free, "ok": disk.free > 1 << 30},
+            "database": db,
+            "gpu": await self._gpu_info(),
+            "disk": disk_info,
             "queue_length": self.jobs.queue_length() if self.jobs else 0,
-            "workers": {"feeder": feeder_ok, **by_backend},
+            "workers": {"feeder": feeder_ok, **by_backend, "live": workers},
             "xruns": int(self.engine_status.get("xruns", 0)),
         }
+
+    async def _gpu_info(self) -> dict | None:
+        """What the MusicGen workers run on (control itself never imports torch), and what
+        ``nvidia-smi`` says of this machine's GPUs when it is there (cached 10 s)."""
+        ws = [w for w in self.workers_info() if "musicgen" in w.get("backends", [])]
+        smi = await _nvidia_smi()
+        if not ws and not smi:
+            return None
+        out: dict = {"gpus": smi}
+        if ws:
+            out.update({"device": ws[0].get("device"), "model": ws[0].get("model"), "workers": len(ws)})
+        return out
+
+
+DISK_LOW_BYTES = 1 << 30  # below 1 GiB free in the session's folder, health fails "disk"
+_SMI: dict = {"at": 0.0, "gpus": None}
+
+
+async def _nvidia_smi() -> list | None:
+    if time.monotonic() - _SMI["at"] < 10.0:
+        return _SMI["gpus"]
+    _SMI["at"] = time.monotonic()
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "nvidia-smi", "--query-gpu=name,memory.used,memory.total,temperature.gpu", "--format=csv,noheader,nounits",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await asyncio.wait_for(proc.communicate(), 3.0)
+    except (OSError, asyncio.TimeoutError):
+        return _SMI["gpus"]
+    gpus = []
+    for line in out.decode(errors="replace").splitlines():
+        f = [x.strip() for x in line.split(",")]
+        if len(f) == 4:
+            def num(v):
+                try:
+                    return float(v)
+                except ValueError:
+                    return None
+            gpus.append({"name": f[0], "memory_used_mib": num(f[1]), "memory_total_mib": num(f[2]),
+                         "temperature_c": num(f[3])})
+    _SMI["gpus"] = gpus or None
+    return _SMI["gpus"]

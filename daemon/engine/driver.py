@@ -26,6 +26,7 @@ import time
 import jack
 import numpy as np
 
+
 # JACK-Client's cffi handles: the public Port.get_buffer() builds a buffer object
 # and asks JACK for the block size on every call; going to the C function
 # directly keeps the per-port cost to one foreign call.
@@ -148,7 +149,10 @@ class JackDriver:
         ptr = self._client_ptr
         self.core.transport_control = lambda rolling: start(ptr) if rolling else stop(ptr)
         self.keeper = ConnectionKeeper(c, [*self.outports, self.midi_in], cfg.runtime_path)
-        self.hist = np.zeros(HIST_US, dtype=np.int64)
+        # per-block callback time, 1 µs buckets, in shared memory: /metrics folds it into its
+        # histogram in control, so the process thread only ever adds one to a word
+        self.hist = open_crumb(cfg.instance, "cbhist", HIST_US)
+        self.hist[:] = 0
         c.set_process_callback(self._process)
         # xruns are counted by a C callback into this array (see jg_count_event)
         self.xrun_counter = np.zeros(1, dtype=np.uint64)

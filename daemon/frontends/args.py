@@ -209,3 +209,28 @@ class NotifyArgs(Args):
     on: Flag = True
 
 
+
+
+class GenerationsArgs(Args):
+    """Filters of the library's list (query-string values: pydantic turns "120" into 120.0)."""
+    session: str | None = None
+    backend: str | None = None
+    bpm_min: float | None = Field(None, ge=0, le=1000)
+    bpm_max: float | None = Field(None, ge=0, le=1000)
+    key: str | None = None
+    style: str | None = None
+    q: str | None = Field(None, max_length=500)  # words the prompt must contain
+    since: float | None = None  # UNIX seconds
+    until: float | None = None
+    deleted: bool = False  # the trash instead
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0)
+
+
+class GenerationArgs(Args):
+    id: str | int  # a take id (20261130-191500-a1b2c3) or the library's number
+
+
+class SimilarArgs(Args):
+    prompt: Text
+    k: int = Field(5, ge=1, le=100)

@@ -44,6 +44,7 @@ class Command(NamedTuple):
     http: tuple[str, str] | None = None  # (method, route); {field} parts come from the path
     http_status: int = 200
     cli: str | None = None  # the `jackgen` verb that calls it over HTTP
+    http_status_of: Callable[[Any], int] | None = None  # the HTTP status a result answers with (health: 503)
 
     def fields_in_path(self, route: str) -> list[str]:
         return re.findall(r"{(\w+)}", route)
@@ -203,8 +204,22 @@ COMMANDS: tuple[Command, ...] = (
             cli="status"),
     Command("tracks", "Every track's state.", "NoArgs", lambda c, a, k: c.status()["tracks"],
             http=("GET", "/api/tracks")),
-    Command("health", "Health of each part: JACK, engine, workers, disk.", "NoArgs", lambda c, a, k: c.health(),
-            http=("GET", "/health"), cli="health"),
+    Command("health", "Health of each part: JACK server, engine, Redis, database, feeder, workers, disk, GPU; "
+            "HTTP 503 naming the failing parts.", "NoArgs", lambda c, a, k: c.health(),
+            http=("GET", "/health"), cli="health", http_status_of=lambda r: 503 if r.get("failing") else 200),
+    Command("takes.similar", "The past generations whose prompts are nearest a prompt, with scores.", "SimilarArgs",
+            lambda c, a, k: _lib(c, "similar", a.prompt, a.k), http=("GET", "/api/generations/similar"), cli="takes similar"),
+    Command("takes.list", "The library's takes, newest first: filter by session, backend, bpm range, key, style, "
+            "words in the prompt, date; paged.", "GenerationsArgs", lambda c, a, k: _takes_list(c, a), http=("GET", "/api/generations"),
+            cli="takes list"),
+    Command("takes.show", "One take of the library: every parameter, timing, file and stem.", "GenerationArgs",
+            lambda c, a, k: _lib(c, "get", a.id), http=("GET", "/api/generations/{id}"), cli="takes show"),
+    Command("takes.rm", "Move a take's files to the session's trash (.trash/); `takes restore` brings them back.",
+            "GenerationArgs", lambda c, a, k: _lib(c, "delete", a.id), http=("DELETE", "/api/generations/{id}"),
+            cli="takes rm"),
+    Command("takes.restore", "Bring a take back from the trash.", "GenerationArgs",
+            lambda c, a, k: _lib(c, "restore", a.id), http=("POST", "/api/generations/{id}/restore"),
+            cli="takes restore"),
     Command("notify", "Subscribe the sender to meters, track states and job progress (0 to stop).", "NotifyArgs",
             _notify, osc="/jackgen/notify", osc_args=("on",), osc_required=0, osc_reply=_done),
     Command("sync", "Answer once the engine has applied everything sent before.", "SyncArgs",
@@ -270,6 +285,21 @@ COMMANDS: tuple[Command, ...] = (
 
 BY_NAME = {c.name: c for c in COMMANDS}
 JOB_EVENTS = "/api/jobs/{job_id}/events"  # a job's server-sent events: a stream, so a route of its own
+
+
+def _lib(c: Any, method: str, *args: Any):
+    """A library method, run in the library's thread (503 while the database is not open)."""
+    lib = c.library.lib
+    return c.library.call(getattr(lib, method) if lib is not None else None, *args)
+
+
+async def _takes_list(c: Any, a: Any) -> dict:
+    from jackgen.daemon.library.store import Filters
+
+    f = Filters(session=a.session, backend=a.backend, bpm_min=a.bpm_min, bpm_max=a.bpm_max, key=a.key,
+                style=a.style, text=a.q, since=a.since, until=a.until, deleted=a.deleted)
+    total, rows = await _lib(c, "query", f, a.limit, a.offset)
+    return {"total": total, "offset": a.offset, "limit": a.limit, "generations": rows}
 
 
 async def _synced(c: Any, a: Any) -> dict:

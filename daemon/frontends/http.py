@@ -18,11 +18,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from jackgen.common.errors import JackgenError
 from jackgen.daemon.control.control import Control
 from jackgen.daemon.frontends.commands import COMMANDS, JOB_EVENTS, Call, Command, check_args
+from jackgen.daemon.frontends.metrics import CONTENT_TYPE as METRICS_TYPE
+from jackgen.daemon.frontends.metrics import Metrics
 
 log = logging.getLogger("jackgen.http")
 
@@ -54,7 +56,8 @@ def _endpoint(control: Control, cmd: Command):
         result = cmd.run(control, args, Call())
         if inspect.isawaitable(result):
             result = await result
-        return JSONResponse(jsonable_encoder(result), status_code=cmd.http_status)
+        status = cmd.http_status_of(result) if cmd.http_status_of else cmd.http_status
+        return JSONResponse(jsonable_encoder(result), status_code=status)
 
     endpoint.__name__ = cmd.name.replace(".", "_")
     endpoint.__doc__ = cmd.help
@@ -121,6 +124,15 @@ def build_app(control: Control) -> FastAPI:
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
+
+    metrics = Metrics(control)
+    if getattr(control, "jobs", None) is not None:
+        control.jobs.listeners.append(metrics.on_job_event)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format: xruns, underruns per track, callback time, queue depths, jobs, restarts."""
+        return Response(metrics.render(), media_type=METRICS_TYPE)
 
     for cmd in COMMANDS:
         if cmd.http is not None:

@@ -123,6 +123,7 @@ class JobBoard:
         self.local_host = Q.host_id().split("/")[0]
         self.unavailable: dict[str, str] = {}  # backend -> why its workers cannot run
         self.queue_len = 0
+        self.depths: dict[tuple[str, str], int] = {}  # (backend, priority) -> waiting, for /metrics
         self.active: dict[str, dict] = {}  # job id -> its latest state, while not final
         self._tasks: list[asyncio.Task] = []
         self._down_logged = False
@@ -374,6 +375,7 @@ class JobBoard:
                 self.ok, self.error = True, None
                 self.workers_seen = await self.workers()
                 self.queue_len = int(await self.r.zcard(self.keys.queued))
+                self.depths = await self._depths()
                 self.unavailable = await self._unavailable()
                 self._check_producers()
                 if time.monotonic() - last_trim > 60:
@@ -389,6 +391,18 @@ class JobBoard:
             except Exception:
                 log.exception("job monitor")
             await asyncio.sleep(1.0)
+
+    async def _depths(self) -> dict[tuple[str, str], int]:
+        """Entries not yet taken, per (backend, priority) queue stream: its group's lag (Redis >= 7)."""
+        pairs = [(b, p) for b in self.control.cfg.generators.allowed_backends() for p in Q.PRIORITY_NAMES]
+        pipe = self.r.pipeline(transaction=False)
+        for b, p in pairs:
+            pipe.xinfo_groups(self.keys.queue(b, p))
+        out = {}
+        for (b, p), groups in zip(pairs, await pipe.execute(raise_on_error=False)):
+            lag = next((g.get("lag") for g in groups if g.get("name") == b), None) if isinstance(groups, list) else None
+            out[(b, p)] = int(lag) if isinstance(lag, int) else 0
+        return out
 
     async def _unavailable(self) -> dict[str, str]:
         out = {}
