@@ -122,7 +122,7 @@ class Jackgen:
             raise AssertionError(f"jackgen run exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
         try:
             h = httpx.get(self.url + "/health", timeout=1, headers=self.headers).json()
-            return bool(h.get("jack") and h.get("workers", {}).get("feeder"))
+            return bool(h.get("jack") and h.get("workers", {}).get("feeder") and (h.get("database") or {}).get("ok"))
         except httpx.HTTPError:
             return False
 
@@ -235,3 +235,73 @@ def redis_server(tmp_path):
     server = RedisServer(tmp_path / "redis").start()
     yield server
     server.stop()
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster (Debian's binaries) in a temp folder, on a TCP port of its own:
+    initdb + pg_ctl, run as the ``postgres`` user when the tests run as root (initdb refuses root)."""
+
+    def __init__(self, base: Path) -> None:
+        import shutil
+        import tempfile
+
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        self.bin = found[-1].parent if found else Path(shutil.which("initdb") or "/nonexistent").parent
+        # the folder must be the postgres user's: a fresh one under /tmp, not pytest's (root's, 0700)
+        self.dir = Path(tempfile.mkdtemp(prefix="jackgen-pg-", dir="/tmp"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/jackgen"
+        self.as_postgres = os.geteuid() == 0
+
+    def _run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = (["runuser", "-u", "postgres", "--"] if self.as_postgres else []) + list(argv)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=check)
+
+    def init(self) -> PostgresCluster:
+        if not (self.bin / "initdb").exists():
+            pytest.fail("PostgreSQL is not installed: the test command (make test) installs Debian's postgresql")
+        if self.as_postgres:
+            subprocess.run(["chown", "postgres:postgres", str(self.dir)], check=True)
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        return self.start(create_db=True)
+
+    def start(self, create_db: bool = False) -> PostgresCluster:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t", "60",
+                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        if create_db:
+            self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "jackgen")
+        return self
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop", check=False)
+
+    def pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def destroy(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL cluster for the session's library tests (each test uses its own database)."""
+    pg = PostgresCluster(Path("/tmp")).init()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture
+def own_postgres():
+    """A cluster a test may stop and start (the database going away under a running daemon)."""
+    pg = PostgresCluster(Path("/tmp")).init()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
