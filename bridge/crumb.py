@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 
 
+CB_HIST_BUCKETS = 100_000  # "cbhist": the engine's callback times, 1 µs buckets up to 100 ms (/metrics)
+
+
 def crumb_file(instance: str, role: str = "engine") -> Path:
     return Path("/dev/shm") / f"jackgen.{instance}.crumb-{role}"
 

@@ -7,7 +7,7 @@ allowed, e.g. ``engine.fade_ms = -1: must be >= 0.5``.
 Example (every key shown with its default)::
 
     instance = "default"            # names the shared-memory rings; one running jackgen per name
-    data_dir = ""                   # jackgen's own data (the embedded Redis); "": $XDG_DATA_HOME/jackgen
+    data_dir = ""                   # jackgen's own data (the embedded Redis, the library); "": $XDG_DATA_HOME/jackgen
                                     # or ~/.local/share/jackgen
 
     [jack]

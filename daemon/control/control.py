@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import soundfile as sf
 
-from jackgen.bridge.crumb import crumb_file, open_crumb
+from jackgen.bridge.crumb import CB_HIST_BUCKETS, crumb_file, open_crumb
 from jackgen.bridge.instance import N_TRACKS, InstanceRings, pow2_at_least
 from jackgen.bridge.ring import InstanceLock, RingError
 from jackgen.bridge import schema as S
@@ -147,6 +147,8 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
         """The shared words naming the plugin each process is inside (bridge/crumb.py); kept if there."""
         self.crumbs = {role: open_crumb(self.cfg.instance, role, 1 if role == "engine" else N_TRACKS)
                        for role in CRUMB_ROLES}
+        # the engine's callback-time buckets (/metrics): made here, so they go when the crumbs go
+        open_crumb(self.cfg.instance, "cbhist", CB_HIST_BUCKETS)
 
     def load_session(self) -> None:
         try:
@@ -311,6 +313,8 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
             raise JackgenError(f"{path} is not an audio file jackgen can read (WAV, FLAC, OGG): {e}") from None
         if info.frames == 0:
             raise JackgenError(f"audio file {path} is empty")
+        if "audio_gen" not in p.parts:  # a take is in the library already; other files are noted as used
+            self.library.note_ref(self.session_dir, str(p))
         return str(p)
 
     def _library_file(self, name: object) -> object:

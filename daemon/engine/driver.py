@@ -33,7 +33,7 @@ import numpy as np
 from jack import _ffi as jack_ffi  # noqa: PLC2701
 from jack import _lib as jack_lib  # noqa: PLC2701
 
-from jackgen.bridge.crumb import open_crumb
+from jackgen.bridge.crumb import CB_HIST_BUCKETS, open_crumb
 from jackgen.bridge.instance import N_TRACKS, InstanceRings
 from jackgen.bridge.schema import MAX_MIDI_EVENTS_PER_BLOCK
 from jackgen.daemon.config import Config
@@ -51,7 +51,7 @@ from jackgen.dsp._kernels import lib as klib
 log = logging.getLogger("jackgen.engine")
 
 PRETTY_NAME = "http://jackaudio.org/metadata/pretty-name"
-HIST_US = 100_000  # callback-time histogram: 1 µs buckets up to 100 ms
+HIST_US = CB_HIST_BUCKETS  # callback-time histogram: 1 µs buckets up to 100 ms
 
 EXIT_OK = 0
 EXIT_NO_JACK = 2
@@ -151,7 +151,7 @@ class JackDriver:
         self.keeper = ConnectionKeeper(c, [*self.outports, self.midi_in], cfg.runtime_path)
         # per-block callback time, 1 µs buckets, in shared memory: /metrics folds it into its
         # histogram in control, so the process thread only ever adds one to a word
-        self.hist = open_crumb(cfg.instance, "cbhist", HIST_US)
+        self.hist = open_crumb(cfg.instance, "cbhist", HIST_US, create=False)  # control makes it
         self.hist[:] = 0
         c.set_process_callback(self._process)
         # xruns are counted by a C callback into this array (see jg_count_event)
@@ -296,7 +296,11 @@ class JackDriver:
                     log.exception("keeping JACK connections")
             # SIGTERM/SIGINT are blocked in every thread (see run_engine) and taken here,
             # synchronously; the 1 s timeout notices a JACK shutdown.
-            if signal.sigtimedwait(STOP_SIGNALS, 1.0) is not None:
+            # Only SIGTERM/SIGINT stop it: after a SIGSTOP/SIGCONT, sigtimedwait has returned
+            # signal 35 (a real-time signal, not in the set) here, which used to end the engine.
+            got = signal.sigtimedwait(STOP_SIGNALS, 1.0)
+            if got is not None and got.si_signo in STOP_SIGNALS:
+                log.info("engine: signal %d from pid %d; stopping", got.si_signo, got.si_pid)
                 self.stop.set()
             blocks = self.core.blocks
             if blocks != last_blocks:  # systemd's watchdog hears from us only while JACK calls us

@@ -22,13 +22,13 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from jackgen.bridge.crumb import open_crumb
+from jackgen.bridge.crumb import CB_HIST_BUCKETS, open_crumb
 
 disable_created_metrics()  # no *_created series: a counter's reset shows as a drop, as Prometheus expects
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CB_BUCKETS_US = (50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 20000, 50000)
-HIST_US = 100_000  # the engine's buckets: 1 µs each up to 100 ms (daemon.engine.driver.HIST_US)
+HIST_US = CB_HIST_BUCKETS  # the engine's buckets: 1 µs each up to 100 ms
 JOB_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 
 
@@ -40,7 +40,7 @@ class ControlCollector:
     def _callback_hist(self) -> np.ndarray | None:
         if self._hist is None:
             h = open_crumb(self.c.cfg.instance, "cbhist", HIST_US, create=False)
-            if len(h) == HIST_US and h.base is not None:  # a real mapping (the engine has made it)
+            if len(h) == HIST_US and h.base is not None:  # a real mapping (control made it)
                 self._hist = h
         return self._hist
 

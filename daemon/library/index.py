@@ -1,7 +1,7 @@
 """The prompt index: past prompts' embeddings in a FAISS HNSW graph, kept in a file beside the database.
 
 Why approximate: an exact scan of 100 000 × 384 float32 takes ~11 ms on a 2-core box; HNSW
-(M = 32, efSearch = 256) answers in well under a millisecond with recall@10 ≥ 0.95 against that
+(M = 32, efSearch = 192) answers in well under a millisecond with recall@10 ≥ 0.95 against that
 scan (bench/library.py measures both, side by side). The vectors themselves live in the database
 (``prompt_embeddings``): the file is a cache of them. It names the highest generation id it holds,
 so after a crash (the file is saved at most every 30 s and at close) only the newer rows are added;
@@ -33,7 +33,7 @@ log = logging.getLogger("jackgen.library.index")
 
 HNSW_M = 32
 EF_CONSTRUCTION = 128
-EF_SEARCH = 256
+EF_SEARCH = 192
 SAVE_EVERY_S = 30.0
 
 

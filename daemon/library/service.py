@@ -44,6 +44,7 @@ class LibraryService:
         self._task: asyncio.Task | None = None
         self.last_ping: dict = {"ok": False, "error": self.error}
         self._ping_fut: asyncio.Future | None = None
+        self._refs_seen: set[tuple[str, str]] = set()
         self._ping_t0 = 0.0
 
     def start(self) -> None:
@@ -115,6 +116,23 @@ class LibraryService:
                 except Exception as e:  # kept on disk: reconcile adds it at the next start
                     self.record_errors += 1
                     log.error("library: recording take %s of job %s: %s", p, job_id, e)
+
+        self._pool.submit(work)
+
+    def note_ref(self, session_dir: Path, path: str) -> None:
+        """A file a session used, remembered once (in the library thread; best effort)."""
+        key = (str(session_dir), path)
+        if self.lib is None or key in self._refs_seen:
+            return
+        self._refs_seen.add(key)
+        lib = self.lib
+
+        def work() -> None:
+            try:
+                lib.add_ref(session_dir, path)
+            except Exception as e:
+                self._refs_seen.discard(key)
+                log.warning("library: noting %s: %s", path, e)
 
         self._pool.submit(work)
 

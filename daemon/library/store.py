@@ -242,6 +242,25 @@ class Library:
             return None
         return self.embedder.embed([prompt])[0]
 
+    def add_ref(self, session_dir: str | Path, path: str | Path, kind: str = "clip") -> None:
+        """Note that a session used a file (a clip loaded or played); once per (session, file)."""
+        from jackgen.daemon.library.models import AudioRef
+
+        p = str(Path(path).resolve())
+        with self._write_lock, Session(self.engine) as s:
+            proj = self._project(s, Path(session_dir))
+            if s.scalar(select(AudioRef.id).where(AudioRef.project_id == proj.id, AudioRef.path == p)) is None:
+                s.add(AudioRef(project_id=proj.id, path=p, kind=kind[:16], first_seen=time.time()))
+            s.commit()
+
+    def refs(self, session: str) -> list[dict]:
+        from jackgen.daemon.library.models import AudioRef
+
+        with Session(self.engine) as s:
+            rows = s.execute(select(AudioRef.path, AudioRef.kind, AudioRef.first_seen).join(Project)
+                             .where(Project.name == session).order_by(AudioRef.first_seen)).all()
+        return [{"path": p, "kind": k, "first_seen": t} for p, k, t in rows]
+
     def import_dir(self, directory: str | Path, progress: Callable[[int, int], None] | None = None) -> dict:
         """Every take JSON under ``directory`` (a session, or the sessions folder) into the library."""
         d = Path(directory).resolve()

@@ -88,6 +88,22 @@ def test_takes_land_in_the_library_and_it_survives_a_control_restart(jackgen, tm
     assert jg.api("GET", "/api/generations/similar?prompt=&k=3", expect=400)["error"]
     r = cli_elsewhere(jg, tmp_path, "takes", "restore", b)
     assert r.returncode == 0 and os.path.exists(g["path"].replace(a, b))
+    # a file a session plays is remembered as used by it (audio_refs)
+    import numpy as np
+    import soundfile as sf
+
+    clip = tmp_path / "clip.wav"
+    sf.write(str(clip), np.zeros((4800, 2), np.float32), 48000)
+    jg.api("POST", "/api/tracks/5/play", {"file": str(clip)})
+    import sqlite3
+
+    db = next((tmp_path / "data" / "library").glob("*.sqlite"))
+
+    def noted():
+        with sqlite3.connect(db) as c:
+            return c.execute("SELECT path FROM audio_refs").fetchall()
+
+    assert wait_for(noted, 10, 0.1, "the clip noted") == [(str(clip),)]
 
 
 def _total(jg) -> int | None:

@@ -251,3 +251,13 @@ def test_new_takes_are_embedded_as_they_are_added(db_url, tmp_path):
                         dtype=np.float32)
     assert vec.shape == (384,) and abs(np.linalg.norm(vec) - 1) < 1e-5
     lib.close()
+
+
+def test_files_a_session_used_are_noted_once(db_url, tmp_path):
+    lib = open_lib(db_url, tmp_path, embedder=None)
+    clip = tmp_path / "sessions" / "s" / "media" / "loop.wav"
+    lib.add_ref(tmp_path / "sessions" / "s", clip)
+    lib.add_ref(tmp_path / "sessions" / "s", clip)
+    lib.add_ref(tmp_path / "sessions" / "t", clip)
+    assert [r["path"] for r in lib.refs("s")] == [str(clip)] and len(lib.refs("t")) == 1
+    lib.close()

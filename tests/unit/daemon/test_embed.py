@@ -20,8 +20,8 @@ def test_the_numpy_runtime_gives_sentence_transformers_vectors():
     ref = st.SentenceTransformer(str(model_dir()), device="cpu").encode(TEXTS, normalize_embeddings=True)
     assert ours.shape == (len(TEXTS), 384) and ours.dtype == np.float32
     cos = (ours * ref).sum(1)
-    assert cos.min() > 0.9999, cos
-    assert np.abs(ours - ref).max() < 1e-4
+    assert cos.min() > 0.99999, cos
+    assert np.abs(ours - ref).max() < 1e-3  # GELU in its tanh form (embed.py says why)
     # one at a time equals in a batch (padding never leaks into the mean)
     assert np.allclose(Embedder().embed([TEXTS[1]])[0], ours[1], atol=1e-5)
 

@@ -18,6 +18,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("generations") as b:
         b.add_column(sa.Column("loudness_lufs", sa.Float))
+    # the library's list: a session's takes newest first, and style + tempo range (bench/library.py)
+    op.create_index("ix_generations_project_created", "generations", ["project_id", "created_at"])
+    op.create_index("ix_generations_style_bpm", "generations", ["style", "bpm"])
     op.create_table(
         "prompt_embeddings",
         sa.Column("generation_id", sa.Integer, sa.ForeignKey("generations.id", ondelete="CASCADE"),
@@ -52,6 +55,8 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS prompt_fts")
     else:
         op.execute("DROP INDEX IF EXISTS generations_prompt_tsv")
+    op.drop_index("ix_generations_style_bpm", "generations")
+    op.drop_index("ix_generations_project_created", "generations")
     op.drop_table("preferences")
     op.drop_table("prompt_embeddings")
     with op.batch_alter_table("generations") as b:
