@@ -42,6 +42,7 @@ import numpy as np
 from jackgen.bridge.crumb import open_crumb
 from jackgen.bridge.instance import InstanceRings
 from jackgen.common.link import EXIT_RINGS_REPLACED
+from jackgen.common.memtrace import install_from_env
 from jackgen.generators.producer import RingFeed, file_chunks
 
 log = logging.getLogger("jackgen.feeder")
@@ -238,6 +239,7 @@ def run_feeder(instance: str, redis_url: str | None, sessions_dir: str | None, s
 
     set_title("jackgen: feeder")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    install_from_env("feeder")
     rings = InstanceRings.attach(instance, timeout_s=10.0)
     threading.Thread(target=_watch_rings, args=(rings,), name="rings-watch", daemon=True).start()
     feeder: Feeder | None = None

@@ -241,7 +241,7 @@ class PostgresCluster:
     """A throwaway PostgreSQL cluster (Debian's binaries) in a temp folder, on a TCP port of its own:
     initdb + pg_ctl, run as the ``postgres`` user when the tests run as root (initdb refuses root)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self) -> None:
         import shutil
         import tempfile
 
@@ -287,21 +287,21 @@ class PostgresCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """One PostgreSQL cluster for the session's library tests (each test uses its own database)."""
-    pg = PostgresCluster(Path("/tmp")).init()
+def _cluster():
+    pg = PostgresCluster().init()
     try:
         yield pg
     finally:
         pg.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL cluster for the session's library tests (each test uses its own database)."""
+    yield from _cluster()
 
 
 @pytest.fixture
 def own_postgres():
     """A cluster a test may stop and start (the database going away under a running daemon)."""
-    pg = PostgresCluster(Path("/tmp")).init()
-    try:
-        yield pg
-    finally:
-        pg.destroy()
+    yield from _cluster()

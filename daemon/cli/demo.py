@@ -115,6 +115,13 @@ def run_demo(cfg: Config, config_path: str | None, seconds: float) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         rec.write(str(out))
         st = httpx.get(cfg.control_url + "/api/status", timeout=5).json()
+        lib = None
+        for _ in range(50):  # control records the take when the job's done event arrives
+            r = httpx.get(f"{cfg.control_url}/api/generations/{job['takes'][0]}", timeout=5)
+            if r.status_code == 200:
+                lib = r.json()
+                break
+            time.sleep(0.1)
 
         data = rec.data
         peak = float(np.abs(data).max())
@@ -125,6 +132,8 @@ def run_demo(cfg: Config, config_path: str | None, seconds: float) -> int:
             ("recording", str(out)),
             ("take", f"{job['outputs'][0]['path']} (+ .json with every parameter, seed and timing)"),
             ("MIDI stems", str(Path(job['outputs'][0]['path']).parent.parent / "midi_stems" / job["takes"][0])),
+            ("library", f"#{lib['id']}, {lib['loudness_lufs']} LUFS (jackgen takes show {lib['take']}; "
+                        f"jackgen takes similar \"{job_req['prompt']}\")" if lib else "not recorded (see the log)"),
             ("time to first audio", f"{job['timings']['ttfa_s'] * 1000:.0f} ms (submission to audio in the ring); "
                                     f"{job_req['duration']:.0f} s rendered in {job['timings']['done_s']:.2f} s"),
             ("duration", f"{data.shape[0] / rec.sample_rate:.2f} s ({data.shape[0]} frames, {rec.sample_rate} Hz)"),

@@ -87,11 +87,8 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
     def digest(p: Path) -> str:
-        h = hashlib.sha256()
         with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+            return hashlib.file_digest(f, "sha256").hexdigest()
 
     return digest(a) == digest(b)
 

@@ -4,6 +4,7 @@ their own home folder, a session with played (not armed) tracks."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,4 +126,5 @@ def test_the_demo_prints_whole_paths_on_an_80_column_terminal(jack_server, tmp_p
     assert len(recordings) == 1 and str(recordings[0]) in r.stdout, r.stdout
     take = next((deep / "sessions" / "demo" / "audio_gen").glob("*.wav"))
     assert str(take) in r.stdout
+    assert re.search(r"library  #\d+, -?\d", r.stdout), r.stdout  # the take is in the library, with its loudness
     assert not [line for line in r.stdout.splitlines() if "/sessions/" in line and "…" in line], r.stdout
