@@ -1,39 +1,50 @@
-"""Opt-in memory tracing for a long-running process: ``JACKGEN_TRACEMALLOC=1`` in its environment.
+"""Opt-in memory tracing for a long-running process: ``JACKGEN_TRACEMALLOC=SECONDS`` in its environment.
 
 With it, the process traces Python allocations (tracemalloc, 8 frames deep) from its start, and
-each SIGUSR2 logs the 15 places whose allocations grew most since the first SIGUSR2 (or since start):
-what to look at when a soak shows RSS growth. Off by default: tracing costs about 2× in allocation
-time and memory.
+every SECONDS (60 when the value is not a number) logs the 15 places whose allocations grew most
+since the first report: what to look at when a soak shows RSS growth. A thread of its own does it
+(no signal: a process's main thread may sit in a C call for good, as the feeder's accept does).
+Off by default: tracing costs about 2× in allocation time and memory.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
+import threading
+import time
 
 log = logging.getLogger("jackgen.memtrace")
 
 
 def install_from_env(role: str) -> bool:
-    if not os.environ.get("JACKGEN_TRACEMALLOC"):
+    value = os.environ.get("JACKGEN_TRACEMALLOC")
+    if not value:
         return False
     import tracemalloc
 
+    try:
+        every_s = max(1.0, float(value))
+    except ValueError:
+        every_s = 60.0
     tracemalloc.start(8)
     base: list = []
 
-    def dump(*_) -> None:
+    def report() -> None:
         snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
         if not base:
             base.append(snap)
-        stats = snap.compare_to(base[0], "traceback")[:15]
         total = sum(s.size for s in snap.statistics("filename"))
-        log.warning("%s: %.1f MB traced by Python; grown most since the first dump:", role, total / 1e6)
-        for s in stats:
-            log.warning("  %+.1f kB in %d blocks at %s", s.size_diff / 1e3, s.count_diff, " <- ".join(
+        log.warning("%s: %.1f MB traced by Python; grown most since the first report:", role, total / 1e6)
+        for s in snap.compare_to(base[0], "traceback")[:15]:
+            log.warning("  %+.1f kB in %+d blocks at %s", s.size_diff / 1e3, s.count_diff, " <- ".join(
                 f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in s.traceback[:4]))
 
-    signal.signal(signal.SIGUSR2, dump)
-    log.warning("%s: tracing Python allocations (JACKGEN_TRACEMALLOC); SIGUSR2 logs what grew", role)
+    def loop() -> None:
+        while True:
+            time.sleep(every_s)
+            report()
+
+    threading.Thread(target=loop, name="memtrace", daemon=True).start()
+    log.warning("%s: tracing Python allocations (JACKGEN_TRACEMALLOC), a report every %.0f s", role, every_s)
     return True
