@@ -6,11 +6,12 @@ beside it. Its id is the job id (``20261130-191500-a1b2c3``), with ``-K`` for va
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
 from pathlib import Path
+
+from jackgen.common.files import read_json
 
 TAKE_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}(-[0-9]+)?$")
 
@@ -21,12 +22,8 @@ def new_take_id() -> str:
 
 def tempo_from_metadata(path: str | Path) -> float | None:
     """A take's tempo from the ``<take>.json`` beside it (what the generator used), if any."""
-    meta = Path(path).with_suffix(".json")
-    if not meta.is_file():
-        return None
-    try:
-        d = json.loads(meta.read_text())
-    except ValueError:
+    d = read_json(Path(path).with_suffix(".json"))
+    if not isinstance(d, dict):
         return None
     for v in (d.get("bpm"), (d.get("params") or {}).get("bpm")):
         if isinstance(v, (int, float)) and 20 <= v <= 400:

@@ -270,8 +270,13 @@ class PostgresCluster:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t", "60",
                   "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
         if create_db:
-            self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "jackgen")
+            self.createdb("jackgen")
         return self
+
+    def createdb(self, name: str) -> str:
+        """A new database in the cluster; its SQLAlchemy URL."""
+        self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        return self.url.rsplit("/", 1)[0] + "/" + name
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jackgen.common.files import atomic_write_json
+from jackgen.common.files import atomic_write_json, read_json
 from jackgen.daemon.control.state import Stream
 
 log = logging.getLogger("jackgen.control")
@@ -121,10 +121,7 @@ class Live:
         hit = cache.get(name)
         if hit is not None and now - hit[0] < max_age_s:
             return hit[1]
-        try:
-            data = json.loads((self.cfg.runtime_path / name).read_text())
-        except (OSError, ValueError):
-            data = {}
+        data = read_json(self.cfg.runtime_path / name)
         if not isinstance(data, dict):
             data = {}
         cache[name] = (now, data)

@@ -15,7 +15,6 @@ for counters.
 from __future__ import annotations
 
 import collections
-import time
 from typing import Any
 
 import numpy as np
@@ -58,10 +57,11 @@ class ControlCollector:
                                   "JACK skipped cycles", value=int(st.get("skipped_frames") or 0))
         yield GaugeMetricFamily("jackgen_dsp_load_ratio", "JACK's DSP load (0-1)",
                                 value=float(st.get("dsp_load", 0.0)) / 100.0)
-        yield GaugeMetricFamily("jackgen_engine_up", "1 while the engine answers", value=int(c.engine_alive()))
-        age = time.monotonic() - c._status_rx_mono if c._status_rx_mono else float("nan")  # noqa: SLF001
+        eng = c.engine_info()
+        yield GaugeMetricFamily("jackgen_engine_up", "1 while the engine answers", value=int(eng["ok"]))
+        age = eng["last_status_age_s"]
         yield GaugeMetricFamily("jackgen_engine_status_age_seconds", "Seconds since the engine's last status",
-                                value=age)
+                                value=float("nan") if age is None else age)
         h = self._callback_hist()
         if h is not None:
             counts = np.array(h, copy=True)  # one snapshot: the engine keeps adding while we read

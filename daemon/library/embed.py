@@ -91,13 +91,12 @@ class Embedder:
                 raise EmbeddingUnavailable(f"{weights} is not the published {MODEL_NAME} (sha256 {got[:16]}…, "
                                            f"want {WEIGHTS_SHA256[:16]}…): refusing to use it")
         self.w = load_file(str(weights))
-        for k in [k for k in self.w if k.startswith("encoder.") and k.endswith("dense.weight") or ".self." in k
-                  and k.endswith(".weight")]:
+        for k in [k for k in self.w if k.startswith("encoder.") and k.endswith(".weight")
+                  and (k.endswith("dense.weight") or ".self." in k)]:
             self.w[k] = np.ascontiguousarray(self.w[k].T)  # x @ W, on 2-D rows: one plain GEMM each
         self.tok = Tokenizer.from_file(str(d / "tokenizer.json"))
         self.tok.enable_truncation(MAX_TOKENS)
         self.tok.no_padding()
-        self._lock = threading.Lock()  # a Tokenizer's settings are shared: set once, only read after
 
     def embed(self, texts: list[str], batch: int = 32) -> np.ndarray:
         out = np.zeros((len(texts), DIM), dtype=np.float32)

@@ -15,7 +15,6 @@ Threading: every method takes the index lock; ``search`` is ~0.1 ms, ``add`` abo
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time

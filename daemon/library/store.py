@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
-from sqlalchemy import create_engine, event, func, or_, select, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
 
@@ -194,19 +194,27 @@ class Library:
         if not meta.get("file") or not audio.is_file() or audio.parent != jp.parent:
             log.warning("library: take %s has no audio file beside its JSON; not recorded", take)
             return None
+        with Session(self.engine) as s:
+            known = s.scalar(select(Generation.id).where(Generation.take == take))
+        if known is not None:
+            return known
+        params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+        prompt = str(meta.get("prompt") or params.get("prompt") or "")[:4000]
+        # the slow parts (the file's loudness, the prompt's embedding) before the write transaction
+        loudness = _num(meta.get("loudness_lufs")) or _loudness(audio)
+        vec = self._embed(prompt)
         with self._write_lock, Session(self.engine) as s:
             known = s.scalar(select(Generation.id).where(Generation.take == take))
-            if known is not None:
+            if known is not None:  # added meanwhile by another thread
                 return known
-            params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
             timings = meta.get("timings") if isinstance(meta.get("timings"), dict) else {}
             seed = meta.get("seed")
             g = Generation(
                 take=take, job_id=str(meta.get("job") or job_id or "")[:48] or None,
-                attempt=attempt if attempt is not None else None,
+                attempt=attempt,
                 variation=meta.get("variation") if isinstance(meta.get("variation"), int) else None,
                 project=self._project(s, jp.parent.parent),
-                prompt=str(meta.get("prompt") or params.get("prompt") or "")[:4000],
+                prompt=prompt,
                 backend=str(meta.get("backend") or params.get("backend") or "unknown")[:32],
                 model=str(meta["model"])[:128] if meta.get("model") else None,
                 device=str(meta["device"])[:64] if meta.get("device") else None,
@@ -216,7 +224,7 @@ class Library:
                 style=str(meta.get("style") or params.get("style") or "")[:64] or None,
                 params=params, sample_rate=meta.get("sample_rate"), channels=meta.get("channels"),
                 frames=meta.get("frames"), seconds=_num(meta.get("seconds")), peak_dbfs=_num(meta.get("peak_dbfs")),
-                loudness_lufs=_num(meta.get("loudness_lufs")) or _loudness(audio),
+                loudness_lufs=loudness,
                 timings=timings, ttfa_s=_num(timings.get("ttfa_s")), host=str(meta.get("host") or "")[:255] or None,
                 path=str(audio), json_path=str(jp), meta=meta,
                 created_at=_take_time(take, jp.stat().st_mtime),
@@ -229,7 +237,6 @@ class Library:
             s.add(g)
             s.flush()
             gid = g.id
-            vec = self._embed(g.prompt)
             if vec is not None:
                 s.add(PromptEmbedding(generation_id=gid, model=self.embedder.name, dim=len(vec), vector=vec.tobytes()))
             s.commit()
@@ -265,11 +272,10 @@ class Library:
         """Every take JSON under ``directory`` (a session, or the sessions folder) into the library."""
         d = Path(directory).resolve()
         files = sorted(p for p in d.rglob("audio_gen/*.json") if TAKE_RE.match(p.stem) and TRASH not in p.parts)
-        added = known = skipped = 0
+        skipped = 0
         before = self.count()
         for i, jp in enumerate(files):
-            gid = self.add_take(jp)
-            if gid is None:
+            if self.add_take(jp) is None:
                 skipped += 1
             if progress:
                 progress(i + 1, len(files))

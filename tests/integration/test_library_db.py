@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -23,15 +22,7 @@ from tests.library_helpers import PARAPHRASES, make_take, thousand_prompts
 def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'lib.sqlite'}"
-    pg = request.getfixturevalue("postgres")
-    name = f"t_{uuid.uuid4().hex[:8]}"
-    subprocess.run(pg_cmd(pg, "createdb", name), check=True, capture_output=True)
-    return pg.url.rsplit("/", 1)[0] + "/" + name
-
-
-def pg_cmd(pg, tool: str, *args: str) -> list[str]:
-    return ((["runuser", "-u", "postgres", "--"] if pg.as_postgres else [])
-            + [str(pg.bin / tool), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", *args])
+    return request.getfixturevalue("postgres").createdb(f"t_{uuid.uuid4().hex[:8]}")
 
 
 def open_lib(db_url: str, tmp_path: Path, embedder="auto") -> Library:
