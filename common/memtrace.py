@@ -1,8 +1,10 @@
 """Opt-in memory tracing for a long-running process: ``JACKGEN_TRACEMALLOC=SECONDS`` in its environment.
 
-With it, the process traces Python allocations (tracemalloc, 8 frames deep) from its start, and
+With it, the process traces Python allocations (tracemalloc, 5 frames deep) from its start, and
 every SECONDS (60 when the value is not a number) logs the 15 places whose allocations grew most
-since the first report: what to look at when a soak shows RSS growth. A thread of its own does it
+since the first report, and the object types whose live count grew most (a leaked Python object
+that holds native memory, a plugin instance, shows there and hardly at all in the traces): what to
+look at when a soak shows RSS growth. A thread of its own does it
 (no signal: a process's main thread may sit in a C call for good, as the feeder's accept does).
 Off by default: tracing costs about 2× in allocation time and memory.
 """
@@ -27,8 +29,9 @@ def install_from_env(role: str) -> bool:
         every_s = max(1.0, float(value))
     except ValueError:
         every_s = 60.0
-    tracemalloc.start(8)
+    tracemalloc.start(5)
     base: list = []
+    base_types: list = []
 
     def report() -> None:
         snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
@@ -39,6 +42,11 @@ def install_from_env(role: str) -> bool:
         for s in snap.compare_to(base[0], "traceback")[:15]:
             log.warning("  %+.1f kB in %+d blocks at %s", s.size_diff / 1e3, s.count_diff, " <- ".join(
                 f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in s.traceback[:4]))
+        counts = _type_counts()
+        if not base_types:
+            base_types.append(counts)
+        grown = sorted(((n - base_types[0].get(t, 0), t) for t, n in counts.items()), reverse=True)[:10]
+        log.warning("  live objects grown most: %s", ", ".join(f"{t} {d:+d}" for d, t in grown if d > 0) or "none")
 
     def loop() -> None:
         while True:
@@ -48,3 +56,10 @@ def install_from_env(role: str) -> bool:
     threading.Thread(target=loop, name="memtrace", daemon=True).start()
     log.warning("%s: tracing Python allocations (JACKGEN_TRACEMALLOC), a report every %.0f s", role, every_s)
     return True
+
+
+def _type_counts() -> dict[str, int]:
+    import collections
+    import gc
+
+    return dict(collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects()))

@@ -2,7 +2,8 @@
 
 Three places make a track's audio, and all three go through here:
 
-- the feeder streams a file (``file_chunks``),
+- the feeder streams a file (``file_chunks``: audio, or a MIDI file for a track whose chain starts
+  with an instrument — silent frames that carry the file's events, which the instrument plays),
 - a generator worker streams a take while it is being made (its pump's chunks),
 - ``jackgen bounce`` renders a session offline (pulling ``through_chain(file_chunks(...))`` itself).
 
@@ -33,11 +34,67 @@ log = logging.getLogger("jackgen.producer")
 CHUNK_FRAMES = 8192
 EMPTY = np.zeros((0, 2), dtype=np.float32)
 
-Chunks = Iterable[tuple[np.ndarray, bool]]  # (frames (n, 2) float32 at the engine rate, last)
+MIDI_TAIL_S = 2.0  # a MIDI file's stream runs this long past its last event: the instrument's release
+MIDI_SUFFIXES = (".mid", ".midi", ".smf")
+
+# (frames (n, 2) float32 at the engine rate, last[, MIDI events: (frame offset in the chunk, bytes)])
+Chunks = Iterable[tuple]
+
+
+def is_midi_file(path: str) -> bool:
+    """A Standard MIDI File, by its name or its first bytes."""
+    if str(path).lower().endswith(MIDI_SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"MThd"
+    except OSError:
+        return False
+
+
+def midi_events(path: str, rate: int) -> tuple[list[tuple[int, bytes]], int]:
+    """A MIDI file's channel messages as (frame at ``rate``, bytes), in order (tempo changes
+    followed), and the frame of its end."""
+    import mido
+
+    mid = mido.MidiFile(path)
+    events, now = [], 0.0
+    for msg in mid:  # merged tracks, times in seconds
+        now += msg.time
+        if not msg.is_meta and msg.type != "sysex":
+            events.append((int(round(now * rate)), bytes(msg.bytes())))
+    return events, int(round(now * rate))
+
+
+def midi_chunks(path: str, rate: int, resume_from: int | None = None, chunk_frames: int = CHUNK_FRAMES) -> Chunks:
+    """A MIDI file as silent stereo chunks carrying its events, for the instrument heading a chain;
+    ``MIDI_TAIL_S`` past its end so the last notes ring out. A resumed stream (``resume_from``)
+    plays the events from there on (a note held across the restart is not sounded again)."""
+    events, end = midi_events(path, rate)
+    total = end + int(MIDI_TAIL_S * rate)
+    pos = int(resume_from or 0)
+    i = 0
+    while i < len(events) and events[i][0] < pos:
+        i += 1
+    while True:
+        n = min(chunk_frames, max(0, total - pos))
+        last = pos + n >= total
+        ev = []
+        while i < len(events) and (events[i][0] < pos + n or last):
+            ev.append((max(0, min(n - 1, events[i][0] - pos)) if n else 0, events[i][1]))
+            i += 1
+        yield np.zeros((n, 2), dtype=np.float32), last, ev
+        pos += n
+        if last:
+            return
 
 
 def file_chunks(path: str, rate: int, resume_from: int | None = None, chunk_frames: int = CHUNK_FRAMES) -> Chunks:
-    """A file read and resampled to ``rate`` (soxr), as stereo, from frame ``resume_from`` (at ``rate``)."""
+    """A file read and resampled to ``rate`` (soxr), as stereo, from frame ``resume_from`` (at ``rate``);
+    a MIDI file as ``midi_chunks``."""
+    if is_midi_file(path):
+        yield from midi_chunks(path, rate, resume_from, chunk_frames)
+        return
     with sf.SoundFile(path) as f:
         rs = StreamResampler(f.samplerate, rate)
         if resume_from:
@@ -51,9 +108,12 @@ def file_chunks(path: str, rate: int, resume_from: int | None = None, chunk_fram
 
 
 def through_chain(chunks: Chunks, stage: ChainStage | None) -> Iterator[tuple[np.ndarray, bool]]:
-    """Each chunk through the track's chain; the last one also flushes the plugins' latency."""
-    for frames, last in chunks:
-        yield (stage.process(frames, last=last) if stage is not None else frames), last
+    """Each chunk through the track's chain (its MIDI, if it has any, to the chain's instrument);
+    the last one also flushes the plugins' latency."""
+    for item in chunks:
+        frames, last = item[0], item[1]
+        midi = item[2] if len(item) > 2 else None
+        yield (stage.process(frames, last=last, midi=midi) if stage is not None else frames), last
 
 
 class RingFeed:

@@ -13,6 +13,9 @@ writing it to the ring, staying at most ``lead`` frames ahead of the engine.
   they are due (``at``) when they arrive in time. A new chain or a bypass
   crossfades over one block; a numeric parameter glides to its new value over
   20 ms in 16-frame steps: no clicks.
+- **MIDI**: a chain headed by an instrument takes each chunk's MIDI events with the chunk
+  (``process(frames, midi=[(offset, bytes)…])``); every event reaches the instrument in the block
+  that holds its frame, at its offset in that block.
 - **Latency**: what the plugins report is compensated in full: the first
   ``latency`` output frames are dropped and the end is flushed with zeros, so
   the track stays sample-aligned with every other track and with the dry take.
@@ -57,6 +60,7 @@ class ChainStage:
         self.errors: list[str] = []
         self._ramps: dict[tuple[int, str], list] = {}  # (plugin, parameter) -> [value, target, frames left]
         self._ramp_frames = max(RAMP_STEP, int(RAMP_S * rate))
+        self._midi: collections.deque[tuple[int, bytes]] = collections.deque()  # (stream frame, bytes), sorted
 
     # ------------------------------------------------------------ any thread
     def submit(self, change: dict) -> None:
@@ -116,8 +120,12 @@ class ChainStage:
                 self._prepared = chain
 
     # ------------------------------------------------------------ producer thread
-    def process(self, frames: np.ndarray, last: bool = False) -> np.ndarray:
-        """(n, 2) in, (m, 2) out; whole blocks only until ``last`` (then everything, plus the latency flush)."""
+    def process(self, frames: np.ndarray, last: bool = False, midi=None) -> np.ndarray:
+        """(n, 2) in, (m, 2) out; whole blocks only until ``last`` (then everything, plus the latency flush).
+        ``midi``: (frame offset in ``frames``, bytes) for the chain's instrument, sorted."""
+        if midi:
+            base = self.frame + self._carry.shape[0]
+            self._midi.extend((base + int(o), bytes(d)) for o, d in midi)
         x = np.concatenate([self._carry, frames]) if self._carry.shape[0] else frames
         n_full = x.shape[0] if last else x.shape[0] // self.block * self.block
         self._carry = x[n_full:]
@@ -144,10 +152,21 @@ class ChainStage:
                 self._pending.remove(c)
         return due
 
+    def _block_midi(self, start: int, n: int) -> list[tuple[int, bytes]] | None:
+        """The MIDI due in stream frames [start, start + n), as offsets in the block."""
+        if not self._midi or self._midi[0][0] >= start + n:
+            return None
+        out = []
+        while self._midi and self._midi[0][0] < start + n:
+            f, d = self._midi.popleft()
+            out.append((max(0, f - start), d))
+        return out
+
     def _block(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         start = self.frame
         self.frame += n
+        midi = self._block_midi(start, n)
         xt = np.ascontiguousarray(x.T)
         old = None
         fades = []
@@ -174,17 +193,17 @@ class ChainStage:
                         fades.append(p)
             except Exception as e:  # control validated it; a plugin may still refuse: keep playing
                 self.errors.append(f"{c.get('kind')}: {e}")
-        if old is not None:
-            y_old = old.process(xt, self.crumb)
-            y_new = self.chain.process(xt, self.crumb)
+        if old is not None:  # an instrument swapped: the old one's notes fade with it, none hang in the new
+            y_old = old.process(xt, self.crumb, midi)
+            y_new = self.chain.process(xt, self.crumb, midi)
             return _crossfade(y_old, y_new).T
         if fades:
-            return process_fading(self.chain, xt, fades, self.crumb).T
+            return process_fading(self.chain, xt, fades, self.crumb, midi).T
         if self._ramps:
-            return self._ramped(xt).T
-        return self.chain.process(xt, self.crumb).T
+            return self._ramped(xt, midi).T
+        return self.chain.process(xt, self.crumb, midi).T
 
-    def _ramped(self, xt: np.ndarray) -> np.ndarray:
+    def _ramped(self, xt: np.ndarray, midi=None) -> np.ndarray:
         """Process in short pieces while parameters glide to their targets (no zipper clicks)."""
         parts = []
         for s in range(0, xt.shape[1], RAMP_STEP):
@@ -198,25 +217,28 @@ class ChainStage:
                     del self._ramps[key]
                 else:
                     self._ramps[key] = [cur, target, left]
-            parts.append(self.chain.process(xt[:, s: s + RAMP_STEP], self.crumb))
+            sub = [(o - s, d) for o, d in midi if s <= o < s + RAMP_STEP] if midi else None
+            parts.append(self.chain.process(xt[:, s: s + RAMP_STEP], self.crumb, sub))
         return np.concatenate(parts, axis=1)
 
 
-def process_fading(chain: Chain, x: np.ndarray, fading: list, crumb: np.ndarray | None = None) -> np.ndarray:
+def process_fading(chain: Chain, x: np.ndarray, fading: list, crumb: np.ndarray | None = None,
+                   midi=None) -> np.ndarray:
     """(2, n) through ``chain``, the plugins in ``fading`` changing bypass over this block: each
     crossfades from its old state to its new one (in when it was bypassed, out when it was not)."""
     y = x
     for i, p in enumerate(chain.plugins):
         if crumb is not None:
             crumb[0] = i + 1
+        run = (lambda b, p=p: p.process(b, midi)) if p.instrument else p.process
         if p in fading:
             was_bypassed = p.bypass
             p.bypass = False
-            wet = p.process(y)
+            wet = run(y)
             y = _crossfade(y, wet) if was_bypassed else _crossfade(wet, y)
             p.bypass = not was_bypassed
         else:
-            y = p.process(y)
+            y = run(y)
     if crumb is not None:
         crumb[0] = 0
     return y

@@ -1,4 +1,5 @@
-"""Plugins: VST3 (by path or by name in the standard folders) and pedalboard built-ins, one surface.
+"""Plugins: VST3 (by path or by name in the standard folders), LV2 (by URI or name, in
+``jackgen.plugins.lv2``) and pedalboard built-ins, one surface.
 
 ``find_vst3`` resolves a name ("ZamCompX2") or path to a bundle; ``BUILTINS``
 describes pedalboard's built-in effects with their parameters (name, range,
@@ -11,6 +12,11 @@ unit, default); ``Plugin`` wraps either kind with what a host needs:
 - state as plain data (VST3 ``raw_state`` as base64, built-ins as parameters),
   so a session file can restore it.
 
+An instrument (a VST3 instrument, an LV2 plugin with a MIDI input and no audio input) may head a
+chain: ``Chain.process`` then takes the block's MIDI and the instrument's output replaces the audio
+in. ``open_plugin`` picks the kind: a built-in's name, an LV2 URI, a VST3 name or path, and last an
+LV2 plugin's name.
+
 Loading in a child process (scan, and the first load of a plugin a chain takes) is in
 ``jackgen.plugins.isolate``.
 """
@@ -18,48 +24,14 @@ Loading in a child process (scan, and the first load of a plugin a chain takes) 
 from __future__ import annotations
 
 import base64
-import concurrent.futures
-import math
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from jackgen.plugins.base import Param, PluginError, on_loader  # noqa: F401  (their home for callers)
+
 VST3_DIRS = ("~/.vst3", "/usr/lib/vst3", "/usr/local/lib/vst3")
-
-
-class PluginError(ValueError):
-    """A plugin request that cannot be met; the message says what exists instead."""
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    min: float | None
-    max: float | None
-    default: Any
-    unit: str = ""
-    choices: tuple[str, ...] = ()
-
-    def check(self, plugin: str, value: Any) -> Any:
-        if self.choices:
-            if value not in self.choices:
-                raise PluginError(f"{plugin} {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-            raise PluginError(f"{plugin} {self.name} must be a number, got {value!r}")
-        if self.min is not None and self.max is not None and not (self.min <= float(value) <= self.max):
-            raise PluginError(f"{plugin} {self.name} must be from {self.min:g} to {self.max:g}"
-                              f"{' ' + self.unit if self.unit else ''}, got {value!r}")
-        return float(value)
-
-    def to_dict(self) -> dict:
-        d = {"name": self.name, "min": self.min, "max": self.max, "default": self.default, "unit": self.unit}
-        if self.choices:
-            d["choices"] = list(self.choices)
-        return d
 
 
 # pedalboard built-ins: parameter -> (min, max, unit). Defaults are read from a fresh instance.
@@ -86,24 +58,6 @@ BUILTIN_PARAMS: dict[str, dict[str, tuple[float, float, str]]] = {
                   "release_ms": (1, 5000, "ms")},
     "Bitcrush": {"bit_depth": (1, 32, "bits")},
 }
-
-
-# pedalboard (JUCE) lets a VST3 be loaded only by the thread that loaded it first in a process:
-# a second feeder stream, in its own thread, got "must be reloaded on the main thread". Every load
-# (and state restore) runs in this one long-lived thread; processing may come from any thread.
-_LOADER: concurrent.futures.ThreadPoolExecutor | None = None
-_LOADER_GUARD = threading.Lock()
-
-
-def on_loader(fn, *args):
-    """Run ``fn(*args)`` in the process's one plugin-loading thread and return its result."""
-    global _LOADER
-    if threading.current_thread().name.startswith("plugin-loader"):
-        return fn(*args)
-    with _LOADER_GUARD:
-        if _LOADER is None:
-            _LOADER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="plugin-loader")
-    return _LOADER.submit(fn, *args).result()
 
 
 def builtin_params(name: str) -> dict[str, Param]:
@@ -155,8 +109,10 @@ def _vst3_params(plugin) -> dict[str, Param]:
 
 
 class Plugin:
-    """One effect in a chain, stereo in and out. Create, prepare and process it on one thread
-    (VST3 plugins have hung when called from another: pedalboard#278)."""
+    """One VST3 or built-in plugin in a chain, stereo in and out. Create, prepare and process it on
+    one thread (VST3 plugins have hung when called from another: pedalboard#278)."""
+
+    instrument = False
 
     def __init__(self, name_or_path: str, sample_rate: float, extra_dirs: tuple[str, ...] | list[str] = ()) -> None:
         on_loader(self._load, name_or_path, sample_rate, extra_dirs)
@@ -176,11 +132,12 @@ class Plugin:
                 inst = pedalboard.load_plugin(str(path))
             except Exception as e:  # pedalboard raises ImportError/RuntimeError/ValueError for bad bundles
                 raise PluginError(f"{path} could not be loaded as a VST3 plugin: {e}") from None
-            if not inst.is_effect:
-                raise PluginError(f"{path.name} is an instrument, not an effect: chains take effects")
             self.kind, self.path, self.name = "vst3", str(path), inst.name
             self._instances = [inst]
             self.params = _vst3_params(inst)
+            if not inst.is_effect:  # pedalboard renders it from MIDI, block by block
+                self.instrument, self.dual_mono = True, False
+                return
         self.dual_mono = not self._takes_stereo()
         if self.dual_mono:
             self._instances.append(self._clone())
@@ -225,8 +182,18 @@ class Plugin:
         return int(getattr(self._instances[0], "reported_latency_samples", 0) or 0)
 
     # ----------------------------------------------------------------- audio
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """(2, n) float32 -> (2, n) float32, keeping the plugin's state across calls."""
+    def process(self, block: np.ndarray, midi: list[tuple[int, bytes]] | None = None) -> np.ndarray:
+        """(2, n) float32 -> (2, n) float32, keeping the plugin's state across calls. An instrument
+        takes ``midi`` instead: (frame offset in the block, bytes), sorted."""
+        if self.instrument:
+            n = block.shape[1]
+            msgs = [(bytes(d), o / self.sample_rate) for o, d in (midi or ())]
+            out = self._instances[0].process(msgs, n / self.sample_rate, self.sample_rate, num_channels=2,
+                                             buffer_size=n, reset=False)
+            out = np.asarray(out, dtype=np.float32)
+            if out.shape[0] == 1:
+                out = np.concatenate([out, out])
+            return out[:, :n] if not self.bypass else block
         if self.bypass:
             return block
         if self.dual_mono:
@@ -250,6 +217,10 @@ class Plugin:
 
     @classmethod
     def from_state(cls, state: dict, sample_rate: float, extra_dirs=()) -> Plugin:
+        if state.get("kind") == "lv2":
+            from jackgen.plugins.lv2 import Lv2Plugin
+
+            return Lv2Plugin.from_state(state, sample_rate, extra_dirs)
         p = cls(state["plugin"], sample_rate, extra_dirs)
         if state.get("raw_state"):
             raw = base64.b64decode(state["raw_state"])
@@ -265,8 +236,39 @@ class Plugin:
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "path": self.path, "bypass": self.bypass,
-                "dual_mono": self.dual_mono, "latency_frames": self.latency_frames,
+                "dual_mono": self.dual_mono, "instrument": self.instrument, "latency_frames": self.latency_frames,
                 "params": {k: self.get(k) for k in self.params}}
+
+
+def check_order(instruments: list[bool], name: str = "") -> None:
+    """An instrument may only head a chain (it makes the audio the effects after it shape)."""
+    if any(instruments[1:]):
+        what = f"{name} is an instrument" if name else "an instrument"
+        raise PluginError(f"{what}: it must be first in the chain (the audio it makes goes through the "
+                          "effects after it); one instrument a track")
+
+
+def open_plugin(name_or_path: str, sample_rate: float, extra_dirs=()):
+    """A built-in, an LV2 plugin by URI, a VST3 by name or path, or else an LV2 plugin by name."""
+    from jackgen.plugins import lv2
+
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise PluginError(f"a plugin is named by a string, got {name_or_path!r}")
+    if name_or_path in BUILTIN_PARAMS:
+        return Plugin(name_or_path, sample_rate, extra_dirs)
+    if lv2.looks_like_uri(name_or_path):
+        return lv2.Lv2Plugin(name_or_path, sample_rate)
+    try:
+        return Plugin(name_or_path, sample_rate, extra_dirs)
+    except PluginError as e:
+        if "/" in name_or_path or name_or_path.lower().endswith(".vst3") or not lv2.available():
+            raise
+        try:
+            return lv2.Lv2Plugin(name_or_path, sample_rate)
+        except PluginError as e2:
+            if str(e2).startswith("no LV2 plugin"):
+                raise PluginError(f"{e}; {e2}") from None
+            raise
 
 
 class Chain:
@@ -278,11 +280,19 @@ class Chain:
         self.plugins: list[Plugin] = []
 
     def add(self, name_or_path: str, params: dict | None = None, index: int | None = None) -> Plugin:
-        p = Plugin(name_or_path, self.sample_rate, self.extra_dirs)
+        p = open_plugin(name_or_path, self.sample_rate, self.extra_dirs)
         for k, v in (params or {}).items():
             p.set(k, v)  # a bad parameter leaves the chain as it was
-        self.plugins.insert(len(self.plugins) if index is None else index, p)
+        at = len(self.plugins) if index is None else index
+        check_order([*(q.instrument for q in self.plugins[:at]), p.instrument,
+                     *(q.instrument for q in self.plugins[at:])], p.name)
+        self.plugins.insert(at, p)
         return p
+
+    @property
+    def instrument(self):
+        """The instrument heading the chain, or None."""
+        return self.plugins[0] if self.plugins and self.plugins[0].instrument else None
 
     def _at(self, i: int) -> Plugin:
         if not isinstance(i, int) or not 0 <= i < len(self.plugins):
@@ -308,17 +318,17 @@ class Chain:
     def latency_frames(self) -> int:
         return sum(p.latency_frames for p in self.plugins if not p.bypass)
 
-    def process(self, block: np.ndarray, crumb: np.ndarray | None = None) -> np.ndarray:
+    def process(self, block: np.ndarray, crumb: np.ndarray | None = None,
+                midi: list[tuple[int, bytes]] | None = None) -> np.ndarray:
         """``crumb``: a one-element int64 array in shared memory the caller's supervisor reads
-        if this process dies: index + 1 of the plugin running (0 when none is)."""
-        if crumb is None:
-            for p in self.plugins:
-                block = p.process(block)
-            return block
+        if this process dies: index + 1 of the plugin running (0 when none is). ``midi``: the
+        block's events for the instrument at the head, if there is one (ignored otherwise)."""
         for i, p in enumerate(self.plugins):
-            crumb[0] = i + 1
-            block = p.process(block)
-        crumb[0] = 0
+            if crumb is not None:
+                crumb[0] = i + 1
+            block = p.process(block, midi) if p.instrument else p.process(block)
+        if crumb is not None:
+            crumb[0] = 0
         return block
 
     def state(self) -> list[dict]:

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from jackgen.plugins.host import BUILTIN_PARAMS, Plugin, PluginError, _vst3_params, builtin_params, vst3_dirs
+from jackgen.plugins.host import BUILTIN_PARAMS, PluginError, _vst3_params, builtin_params, open_plugin, vst3_dirs
 
 
 def probe(path: str) -> dict:
@@ -71,16 +71,34 @@ def scan(extra_dirs=(), timeout_s: float = 10.0, progress=None) -> dict:
             continue
         vst3.append(json.loads(lines[-1]))
     builtins = [{"name": n, "params": [p.to_dict() for p in builtin_params(n).values()]} for n in BUILTIN_PARAMS]
-    return {"folders": [str(d) for d in vst3_dirs(extra_dirs)], "vst3": vst3, "failed": failed, "builtins": builtins}
+    lv2, lv2_path = [], None
+    if progress:
+        progress(len(bundles), len(bundles) + 1, "LV2 plugins")
+    try:  # lilv reads every bundle's Turtle files; no plugin code runs, but a broken bundle may crash lilv
+        r = subprocess.run([sys.executable, "-m", "jackgen.plugins.isolate", "--lv2"], capture_output=True,
+                           timeout=max(30.0, timeout_s))
+        lines = [ln for ln in r.stdout.decode(errors="replace").splitlines() if ln.startswith('{"path"')]
+        if r.returncode == 0 and lines:
+            got = json.loads(lines[-1])
+            lv2, lv2_path = got["plugins"], got["path"]
+        else:
+            failed.append({"path": "LV2 path", "error": _why(r)[:300]})
+    except subprocess.TimeoutExpired:
+        failed.append({"path": "LV2 path", "error": "reading the LV2 bundles took too long"})
+    return {"folders": [str(d) for d in vst3_dirs(extra_dirs)], "vst3": vst3, "failed": failed, "builtins": builtins,
+            "lv2": lv2, "lv2_path": lv2_path}
 
 
 def instantiate(name_or_path: str, params: dict | None = None, extra_dirs=()) -> dict:
     """Load a plugin, set ``params``; its state and parameter table (runs in a child process)."""
-    p = Plugin(name_or_path, 48000.0, extra_dirs)
-    for k, v in (params or {}).items():
+    p = open_plugin(name_or_path, 48000.0, extra_dirs)
+    params = dict(params or {})
+    if "preset" in params:  # first: the other parameters given adjust the preset
+        p.set("preset", params.pop("preset"))
+    for k, v in params.items():
         p.set(k, v)
     return {"state": p.state(), "params": [q.to_dict() for q in p.params.values()], "dual_mono": p.dual_mono,
-            "latency_frames": p.latency_frames}
+            "latency_frames": p.latency_frames, "instrument": bool(p.instrument), "format": p.kind}
 
 
 def instantiate_isolated(name_or_path: str, params: dict | None = None, extra_dirs=(),
@@ -102,7 +120,14 @@ def instantiate_isolated(name_or_path: str, params: dict | None = None, extra_di
 
 
 if __name__ == "__main__":  # the answer is the last line: plugins may print, too
-    if sys.argv[1] == "--instantiate":
+    if sys.argv[1] == "--lv2":
+        from jackgen.plugins import lv2 as _lv2
+
+        try:
+            result = _lv2.scan()
+        except PluginError as e:
+            result = {"path": None, "plugins": [], "error": str(e)}
+    elif sys.argv[1] == "--instantiate":
         req = json.loads(sys.argv[2])
         try:
             result = instantiate(req["plugin"], req.get("params"), req.get("extra_dirs", ()))

@@ -11,7 +11,9 @@ APT_PACKAGES=(
   fluidsynth             # libfluidsynth for pyfluidsynth, and the fluidsynth CLI
   fluid-soundfont-gm     # General MIDI SoundFont
   redis-server           # job queue (embedded private server when none is configured)
-  zam-plugins            # real VST3 plugins for the plugin tests
+  zam-plugins            # real VST3 (and LV2) plugins for the plugin tests
+  liblilv-0-0 liblilv-dev lv2-dev   # LV2 hosting (jackgen.plugins._lv2 is built against them)
+  synthv1-lv2            # an LV2 instrument, so a track can play MIDI out of the box
   liblo-tools            # oscsend/oscdump for OSC tests
   sox                    # audio inspection
   libsndfile1            # soundfile
@@ -20,7 +22,8 @@ APT_PACKAGES=(
 )
 
 # the test command (--musicgen) also runs the library's tests on a throwaway PostgreSQL cluster
-[ "${1:-}" = "--musicgen" ] && APT_PACKAGES+=(postgresql)
+# and the LV2 tests on more real plugins (drum sampler, reverb, EQ) and lilv's own offline host
+[ "${1:-}" = "--musicgen" ] && APT_PACKAGES+=(postgresql drumgizmo dragonfly-reverb-lv2 x42-plugins lilv-utils)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,7 +44,8 @@ PY=${PYTHON:-python3}
 musicgen=0
 [ "${1:-}" = "--musicgen" ] && musicgen=1
 stamp=.venv/.jackgen-installed
-want=$(cat pyproject.toml setup.py bridge/_ringc_build.py dsp/_kernels_build.py bridge/layout.py | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml setup.py bridge/_ringc_build.py dsp/_kernels_build.py plugins/_lv2_build.py bridge/layout.py \
+  | sha256sum | cut -c1-16)
 if ! { [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; }; then
   echo "==> building the Python environment in .venv"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -150,7 +150,7 @@ def plugins(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     config: Optional[str] = ConfigOpt,
 ) -> None:
-    """VST3 plugins found (with their parameters) and the built-ins."""
+    """Plugins found — VST3, LV2 (effects and instruments) and the built-ins — with every parameter's range and unit."""
     from jackgen.plugins.isolate import scan
     from jackgen.common.files import atomic_write_json
 
@@ -158,14 +158,21 @@ def plugins(
         fail(f"plugins takes scan or list, got {action!r}")
     cfg = load(config)
     cache = _plugin_cache()
+    data = None
     if action == "list" and cache.is_file():
-        data = json.loads(cache.read_text())
-    else:
+        try:
+            data = json.loads(cache.read_text())
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or "plugins" not in data:  # written by an older jackgen, or broken
+            data = None
+    if data is None:
         def progress(i: int, n: int, name: str) -> None:
             if not as_json:
                 typer.echo(f"scanning {i + 1}/{n}: {name}", err=True)
 
         data = scan(cfg.plugins.vst3_dirs, cfg.plugins.scan_timeout_s, progress)
+        data["plugins"] = flat_plugin_list(data)
         atomic_write_json(cache, data)
     if as_json:
         show(data)
@@ -185,13 +192,36 @@ def plugins(
             table.add_row(pl["name"], "vst3" if pl["effect"] else "vst3 instrument",
                           {1: "mono (dual mono on tracks)", 2: "stereo"}.get(pl["channels"], "?"),
                           ", ".join(fmt(p) for p in pl["params"]))
+    for pl in data.get("lv2") or ():
+        chans = f"{pl['audio_inputs']} in / {pl['audio_outputs']} out"
+        extra = f"; presets: {', '.join(pl['presets'])}" if pl.get("presets") else ""
+        table.add_row(f"{pl['name']}\n[dim]{pl['uri']}[/]", "lv2 instrument" if pl["instrument"] else "lv2", chans,
+                      ", ".join(fmt(p) for p in pl["params"]) + extra)
     for bi in data["builtins"]:
         table.add_row(bi["name"], "built-in", "stereo", ", ".join(fmt(p) for p in bi["params"]))
     con = Console()
     con.print(table)
     for f in data["failed"]:
         con.print(f"[red]could not load[/] {f['path']}: {f['error']}")
-    con.print(f"folders: {', '.join(data['folders'])}  (cache: {cache})")
+    con.print(f"VST3 folders: {', '.join(data['folders'])}; LV2 path: {data.get('lv2_path') or 'none read'}"
+              f"  (cache: {cache})")
+
+
+def flat_plugin_list(data: dict) -> list[dict]:
+    """Every plugin a scan found, one list: format (vst3 | lv2 | builtin), name, what names it in a
+    chain (``plugin``), whether it is an instrument, its parameters."""
+    out = []
+    for b in data.get("vst3") or ():
+        for pl in b["plugins"]:
+            out.append({"format": "vst3", "name": pl["name"], "plugin": b["path"], "instrument": not pl["effect"],
+                        "params": pl["params"]})
+    for pl in data.get("lv2") or ():
+        out.append({"format": "lv2", "name": pl["name"], "plugin": pl["uri"], "instrument": pl["instrument"],
+                    "params": pl["params"], "presets": pl.get("presets", [])})
+    for bi in data.get("builtins") or ():
+        out.append({"format": "builtin", "name": bi["name"], "plugin": bi["name"], "instrument": False,
+                    "params": bi["params"]})
+    return out
 
 
 @app.command()

@@ -16,7 +16,7 @@ import signal
 from jackgen.common.errors import JackgenError, check_track
 from jackgen.daemon.control.session import live_chain, live_index
 from jackgen.daemon.control.state import parse_on_off, track_id
-from jackgen.plugins.host import Param, PluginError
+from jackgen.plugins.host import Param, PluginError, check_order
 from jackgen.plugins.isolate import instantiate_isolated
 
 log = logging.getLogger("jackgen.control")
@@ -72,7 +72,8 @@ class Chains:
     async def chain_add(self, track: object, plugin: object, params: object = None, index: object = None) -> dict:
         t, chain, label = self._chain_target(track)
         if not isinstance(plugin, str) or not plugin or len(plugin) > 4096 or "\0" in plugin:
-            raise JackgenError("plugin must be a built-in name (Compressor, Reverb, …), a VST3 name or a .vst3 path")
+            raise JackgenError("plugin must be a built-in name (Compressor, Reverb, …), a VST3 name or .vst3 path, "
+                               "or an LV2 URI or name")
         if params is not None and not isinstance(params, dict):
             raise JackgenError("params must be an object of parameter name -> value")
         if len(chain) >= self.cfg.plugins.max_per_chain:
@@ -84,8 +85,15 @@ class Chains:
             self.plugin_load_failures += 1
             raise JackgenError(str(e)) from None
         state = {**info["state"], "param_info": info["params"], "dual_mono": info["dual_mono"],
-                 "latency_frames": info["latency_frames"]}
+                 "latency_frames": info["latency_frames"], "instrument": bool(info.get("instrument"))}
         at = len(chain) if index is None else max(0, min(int(index), len(chain)))
+        if state["instrument"] and t is None:
+            raise JackgenError(f"{state['name']} is an instrument: the master chain takes effects only")
+        try:
+            check_order([*(bool(e.get("instrument")) for e in chain[:at]), state["instrument"],
+                         *(bool(e.get("instrument")) for e in chain[at:])], state["name"])
+        except PluginError as e:
+            raise JackgenError(str(e)) from None
         async with self._chain_edit(t, chain):
             chain.insert(at, state)
             await self._push_chain_change(t, {"kind": "chain", "chain": chain})
@@ -103,6 +111,12 @@ class Chains:
         t, chain, i = self._chain_index(track, index)
         if isinstance(to, bool) or not isinstance(to, int):
             raise JackgenError("to must be a chain position (int)")
+        order = [bool(e.get("instrument")) for e in chain]
+        order.insert(max(0, min(to, len(chain) - 1)), order.pop(i))
+        try:
+            check_order(order)
+        except PluginError as e:
+            raise JackgenError(str(e)) from None
         async with self._chain_edit(t, chain):
             chain.insert(max(0, min(to, len(chain) - 1)), chain.pop(i))
             await self._push_chain_change(t, {"kind": "chain", "chain": chain})
@@ -120,6 +134,9 @@ class Chains:
                           at_frame: int | None = None) -> dict:
         t, chain, i = self._chain_index(track, index)
         entry = chain[i]
+        if name == "preset":
+            raise JackgenError(f"{entry['name']}: a preset is chosen when the plugin is added "
+                               "(chain add PLUGIN --param preset=NAME)")
         try:
             value = self._chain_param_spec(entry, name).check(entry["name"], value)
         except PluginError as e:
@@ -168,7 +185,8 @@ class Chains:
         for i, c in enumerate(chain):
             d = {"index": i, "name": c["name"], "plugin": c["plugin"], "kind": c["kind"],
                  "bypass": c.get("bypass", False), "dual_mono": c.get("dual_mono", False),
-                 "latency_frames": c.get("latency_frames", 0), "params": c.get("params", {})}
+                 "instrument": bool(c.get("instrument")), "latency_frames": c.get("latency_frames", 0),
+                 "params": c.get("params", {})}
             if c.get("failed"):
                 d["failed"] = c["failed"]
             out.append(d)

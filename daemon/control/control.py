@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import soundfile as sf
@@ -40,6 +39,7 @@ from jackgen.daemon.control.feederlink import FeederLink
 from jackgen.daemon.control.link import EngineLink
 from jackgen.daemon.control.live import Live
 from jackgen.daemon.control.master import Master
+from jackgen.daemon.control.session import live_chain
 from jackgen.daemon.control.midi import Midi
 from jackgen.daemon.control.midimap import MidiMap, MidiMapError
 from jackgen.daemon.control.session import SessionData, default_master, load_or_new, write_session
@@ -303,6 +303,27 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
         """Which files requests may name (the session folder, the sessions folder, control.media_dirs)."""
         c = self.cfg.control
         return MediaPolicy.for_session(self.session_dir, c.sessions_dir, c.media_dirs)
+
+    def check_track_file(self, t: int, path: object) -> str:
+        """What track t may play: an audio file, or a MIDI file when its chain starts with an instrument."""
+        from jackgen.generators.producer import is_midi_file, midi_events
+
+        p = self.media.resolve(self._library_file(path), "audio or MIDI file")
+        if not is_midi_file(str(p)):
+            return self.check_audio_file(path)
+        live = live_chain(self.tracks[t].chain)
+        if not (live and live[0].get("instrument")):
+            raise JackgenError(f"{path} is a MIDI file and track {t + 1} has no instrument at the head of its "
+                               f"chain: add one (`jackgen chain {t + 1} add http://synthv1.sourceforge.net/lv2`), "
+                               "or render it to audio (`jackgen render`)")
+        try:
+            events, _end = midi_events(str(p), self.sample_rate or 48000)
+        except Exception as e:  # mido raises OSError, EOFError, ValueError, KeyError… for broken files
+            raise JackgenError(f"{path} is not a MIDI file jackgen can read: {e}") from None
+        if not events:
+            raise JackgenError(f"MIDI file {path} has no notes or other channel events")
+        self.library.note_ref(self.session_dir, str(p))
+        return str(p)
 
     def check_audio_file(self, path: object) -> str:
         """An audio file a request names, after the media policy, that libsndfile can read."""

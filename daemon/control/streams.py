@@ -138,7 +138,7 @@ class Streams:
         """Arm a clip: it waits in the track's ring so a trigger starts it on the exact frame."""
         t = check_track(track)
         tr = self.tracks[t]
-        tr.armed = self.check_audio_file(path)
+        tr.armed = self.check_track_file(t, path)
         tr.armed_epoch = 0
         self.save_session()
         if tr.state in ("playing", "pending", "underrun", "stopping"):
@@ -190,7 +190,7 @@ class Streams:
             if not tr.armed:
                 raise JackgenError(f"track {t + 1} has no clip armed: give a file, or `jackgen load {t + 1} FILE` first")
             path = tr.armed
-        full = self.check_audio_file(path)
+        full = self.check_track_file(t, path)
         if not self.sample_rate:
             raise Unavailable("the engine is not running yet (no sample rate): check `jackgen status`")
         at_frame = self.resolve_at(at)
