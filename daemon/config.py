@@ -214,6 +214,8 @@ class PluginsConfig(_Section):
     vst3_dirs: tuple[str, ...] = ()  # searched after ~/.vst3, /usr/lib/vst3, /usr/local/lib/vst3
     scan_timeout_s: float = Field(10.0, ge=1.0, le=600.0)  # per bundle; a plugin that hangs is skipped
     lead_ms: float = Field(50.0, ge=5.0, le=2000.0)  # how far ahead of the playhead a chained track is processed
+    # live MIDI into a track's instrument (`jackgen live N on`) sounds exactly this long after its frame
+    live_latency_ms: float = Field(50.0, ge=10.0, le=1000.0)
     max_per_chain: int = Field(16, ge=1, le=64)
 
 

@@ -9,6 +9,8 @@ can restart while the other goes on streaming. They talk in JSON lines:
             {"op": "relay", "id", "track", "epoch", "rate", "prefill_frames", "key", chain…}: a remote
             worker's stream, read from the Redis key (``jackgen.generators.relay``)
             {"op": "chain", "track", "change"}   {"op": "cancel", "track"}   {"op": "quit"}
+            {"op": "midi", "track", "events": [[stream frame, [bytes…]]…]}: live MIDI for the
+            instrument heading the chain of a track streaming "live:instrument" (``producer.LIVE``)
     stdout  the producer events (``jackgen.generators.producer``): {"event": "primed", "id",
             "track", "epoch", "frames"}, then {"event": "stream_end", "state": "eos" |
             "cancelled" | "error", "frames", "message"?}; {"event": "error", "message"} for a
@@ -70,6 +72,17 @@ class Feeder:
             stage = feed.stage if feed is not None else None
             if stage is not None:
                 stage.submit(req["change"])
+        elif op == "midi":  # live MIDI for the instrument of a track playing live: [[stream frame, [bytes…]]…]
+            with self._lock:
+                feed = self._feeds.get(int(req["track"]))
+            stage = feed.stage if feed is not None else None
+            try:
+                events = [(int(f), bytes(d)) for f, d in req["events"]]
+            except (TypeError, ValueError, KeyError) as e:
+                self.emit({"event": "error", "id": req.get("id"), "message": f"bad midi events: {e}"})
+                return True
+            if stage is not None:
+                stage.submit_midi(events)
         elif op == "cancel":
             self.cancel(int(req["track"]))
         elif op == "quit":

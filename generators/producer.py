@@ -34,11 +34,13 @@ log = logging.getLogger("jackgen.producer")
 CHUNK_FRAMES = 8192
 EMPTY = np.zeros((0, 2), dtype=np.float32)
 
+LIVE = "live:instrument"  # the source of a track whose instrument plays live MIDI (``jackgen live N on``)
 MIDI_TAIL_S = 2.0  # a MIDI file's stream runs this long past its last event: the instrument's release
 MIDI_SUFFIXES = (".mid", ".midi", ".smf")
 
 # (frames (n, 2) float32 at the engine rate, last[, MIDI events: (frame offset in the chunk, bytes)])
 Chunks = Iterable[tuple]
+ALL_NOTES_OFF = [(0, bytes([0xB0 | ch, cc, 0])) for ch in range(16) for cc in (64, 123, 120)]  # sustain, notes, sound
 
 
 def is_midi_file(path: str) -> bool:
@@ -89,9 +91,21 @@ def midi_chunks(path: str, rate: int, resume_from: int | None = None, chunk_fram
             return
 
 
+def live_chunks(block: int = 256) -> Chunks:
+    """Silence without end, a block at a time, for an instrument played live: its MIDI comes to the
+    chain as it arrives (``ChainStage.submit_midi``), each event at its own stream frame."""
+    zeros = np.zeros((block, 2), dtype=np.float32)
+    zeros.flags.writeable = False
+    while True:
+        yield zeros, False, ()
+
+
 def file_chunks(path: str, rate: int, resume_from: int | None = None, chunk_frames: int = CHUNK_FRAMES) -> Chunks:
     """A file read and resampled to ``rate`` (soxr), as stereo, from frame ``resume_from`` (at ``rate``);
-    a MIDI file as ``midi_chunks``."""
+    a MIDI file as ``midi_chunks``; ``LIVE`` as ``live_chunks``."""
+    if path == LIVE:
+        yield from live_chunks()
+        return
     if is_midi_file(path):
         yield from midi_chunks(path, rate, resume_from, chunk_frames)
         return
@@ -183,7 +197,14 @@ class RingFeed:
             return "error"
 
     def close(self, state: str, message: str | None = None) -> None:
-        """End the stream in the ring (aborted unless it reached its end) and say how it ended."""
+        """End the stream in the ring (aborted unless it reached its end) and say how it ended. An
+        instrument stopped mid-note hears all-notes-off before it is let go."""
+        inst = self.stage.chain.instrument if self.stage is not None else None
+        if inst is not None and state != "eos":
+            try:
+                inst.process(np.zeros((2, 256), dtype=np.float32), ALL_NOTES_OFF)
+            except Exception as e:  # it is being discarded either way
+                log.debug("all-notes-off on track %d: %s", self.track + 1, e)
         try:
             self.ring.end_stream(aborted=state != "eos")
         except Exception as e:  # the ring is gone (control restarted): nothing to end

@@ -23,7 +23,9 @@ writing it to the ring, staying at most ``lead`` frames ahead of the engine.
 
 from __future__ import annotations
 
+import bisect
 import collections
+import itertools
 import threading
 from typing import Any
 
@@ -60,7 +62,9 @@ class ChainStage:
         self.errors: list[str] = []
         self._ramps: dict[tuple[int, str], list] = {}  # (plugin, parameter) -> [value, target, frames left]
         self._ramp_frames = max(RAMP_STEP, int(RAMP_S * rate))
-        self._midi: collections.deque[tuple[int, bytes]] = collections.deque()  # (stream frame, bytes), sorted
+        self._midi: list[tuple[int, int, bytes]] = []  # (stream frame, arrival order, bytes), sorted
+        self._midi_seq = itertools.count()
+        self.late_midi = 0  # live events that came after their frame was made (played at once)
 
     # ------------------------------------------------------------ any thread
     def submit(self, change: dict) -> None:
@@ -78,6 +82,19 @@ class ChainStage:
                 self._after_rebuild.append(change)
             else:
                 self._pending.append(change)
+
+    def submit_midi(self, events) -> int:
+        """Live MIDI from any thread: (stream frame, bytes) each, played at that frame, or in the next
+        block if it is already made (counted in ``late_midi``). Returns how many came late."""
+        late = 0
+        with self._lock:
+            for f, d in events:
+                f = int(f)
+                if f < self.frame:
+                    f, late = self.frame, late + 1
+                bisect.insort(self._midi, (f, next(self._midi_seq), bytes(d)))
+            self.late_midi += late
+        return late
 
     @property
     def rebuild_pending(self) -> bool:
@@ -125,7 +142,9 @@ class ChainStage:
         ``midi``: (frame offset in ``frames``, bytes) for the chain's instrument, sorted."""
         if midi:
             base = self.frame + self._carry.shape[0]
-            self._midi.extend((base + int(o), bytes(d)) for o, d in midi)
+            with self._lock:
+                for o, d in midi:
+                    bisect.insort(self._midi, (base + int(o), next(self._midi_seq), bytes(d)))
         x = np.concatenate([self._carry, frames]) if self._carry.shape[0] else frames
         n_full = x.shape[0] if last else x.shape[0] // self.block * self.block
         self._carry = x[n_full:]
@@ -154,13 +173,12 @@ class ChainStage:
 
     def _block_midi(self, start: int, n: int) -> list[tuple[int, bytes]] | None:
         """The MIDI due in stream frames [start, start + n), as offsets in the block."""
-        if not self._midi or self._midi[0][0] >= start + n:
-            return None
-        out = []
-        while self._midi and self._midi[0][0] < start + n:
-            f, d = self._midi.popleft()
-            out.append((max(0, f - start), d))
-        return out
+        with self._lock:
+            if not self._midi or self._midi[0][0] >= start + n:
+                return None
+            k = bisect.bisect_left(self._midi, (start + n, -1, b""))
+            due, self._midi = self._midi[:k], self._midi[k:]
+        return [(max(0, f - start), d) for f, _seq, d in due]
 
     def _block(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]

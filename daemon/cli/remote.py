@@ -143,10 +143,18 @@ def load_(a: argparse.Namespace) -> None:
     show(call(a.config, "load", track=a.track, file=local_file(a.config, a.file)))
 
 
-@verb("play", TRACK, arg("file", nargs="?", help="Audio file (WAV/FLAC/OGG) or take id; default: the armed clip."), AT)
+@verb("play", TRACK, arg("file", nargs="?", help="Audio file (WAV/FLAC/OGG), MIDI file (for a track whose chain "
+                                                  "starts with an instrument) or take id; default: the armed clip."), AT)
 def play(a: argparse.Namespace) -> None:
     """Stream an audio file (or the armed clip) into TRACK."""
     show(call(a.config, "play", track=a.track, file=local_file(a.config, a.file), at=_at(a.at)))
+
+
+@verb("live", TRACK, arg("on", nargs="?", default="on", help="on (default) | off"))
+def live(a: argparse.Namespace) -> None:
+    """Play TRACK's instrument from live MIDI: channel TRACK of jackgen:midi_in (and controllers),
+    at the fixed latency plugins.live_latency_ms. `off` stops it (all notes off)."""
+    show(call(a.config, "live", track=a.track, on=a.on))
 
 
 @verb("stop", TRACK, AT)

@@ -102,6 +102,7 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
         self._learn: asyncio.Future | None = None
         self.midi_inputs = None
         self.midi_log: list[dict] = []  # the last few MIDI events seen (status, learn feedback)
+        self.live_midi_events = 0  # MIDI messages sent to a live instrument
         self._saver: asyncio.Task | None = None
         self._dirty = asyncio.Event()
         self.access = Access(cfg.token, cfg.control.osc_allow)

@@ -13,6 +13,7 @@ import logging
 import time
 
 from jackgen.bridge import schema as S
+from jackgen.generators.producer import LIVE
 from jackgen.bridge.instance import N_TRACKS
 from jackgen.common.errors import JackgenError, Unavailable, check_finite
 from jackgen.daemon.control.clock import EngineClock
@@ -116,7 +117,8 @@ class EngineLink:
                 return  # about a stream that has been replaced
             name = S.TRACK_STATE_NAMES.get(state, "?")
             if state == S.TRACK_PLAYING:
-                tr.started_frame = frame
+                if tr.started_frame is None or tr.source != LIVE:  # (live MIDI is placed from the first)
+                    tr.started_frame = frame
             if state in (S.TRACK_ENDED, S.TRACK_ABORTED, S.TRACK_IDLE):
                 tr.ended_frame = frame
                 self._finish_stream(t)
@@ -152,8 +154,8 @@ class EngineLink:
             if fut and not fut.done():
                 fut.set_result(self.unwrap(e[2]))
         elif op == S.EVT_MIDI:
-            _, _frame, status, d1, d2 = e
-            self.on_midi(status, d1, d2, "jack:midi_in")
+            _, frame, status, d1, d2 = e
+            self.on_midi(status, d1, d2, "jack:midi_in", self.unwrap(frame))
         elif op == S.EVT_RELOCK:
             _, frame, gap, moved = e
             self.relocks += 1

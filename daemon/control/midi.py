@@ -14,14 +14,16 @@ from jackgen.common.errors import JackgenError, check_track
 from jackgen.common.files import atomic_write_json
 from jackgen.daemon.control.midimap import ACTIONS, MidiMapError, decode
 from jackgen.dsp.mix import cc_to_gain_db, cc_to_pan
+from jackgen.generators.producer import LIVE
 
 log = logging.getLogger("jackgen.control")
 
 
 class Midi:
     # ------------------------------------------------------------ MIDI
-    def on_midi(self, status: int, d1: int, d2: int, source: str) -> None:
-        """Every MIDI message (JACK midi_in via the engine, or a controller via rtmidi)."""
+    def on_midi(self, status: int, d1: int, d2: int, source: str, frame: int | None = None) -> None:
+        """Every MIDI message (JACK midi_in via the engine, with its frame; or a controller via rtmidi)."""
+        self.live_midi(status, d1, d2, frame)
         ev = decode(status, d1, d2)
         if ev is None:
             return
@@ -37,6 +39,28 @@ class Midi:
                 self._midi_action(b, kind, val, from_engine)
             except JackgenError as err:
                 log.warning("MIDI %s %d/%d from %s -> %s: %s", kind, ch, num, source, b.action, err)
+
+    def live_midi(self, status: int, d1: int, d2: int, frame: int | None) -> None:
+        """A channel message on channel N goes to track N's instrument while that track plays live
+        (``live``), ``plugins.live_latency_ms`` after its frame (a controller's, without one: after now)."""
+        if not 0x80 <= status < 0xF0:
+            return
+        t = status & 0x0F
+        tr = self.tracks[t]
+        if tr.source != LIVE or tr.started_frame is None or self.feeder is None or tr.state not in (
+                "playing", "underrun"):
+            return
+        at = (frame if frame is not None else self.now_frame()) - tr.started_frame + self.live_latency_frames()
+        data = [status, d1 & 0x7F, d2 & 0x7F][: 2 if status & 0xF0 in (0xC0, 0xD0) else 3]
+        self.live_midi_events += 1
+        self._spawn(self._send_live_midi(t, int(at), data))
+
+    def live_latency_frames(self) -> int:
+        return int(round(self.cfg.plugins.live_latency_ms * 1e-3 * (self.sample_rate or 48000)))
+
+    async def _send_live_midi(self, t: int, at: int, data: list[int]) -> None:
+        with contextlib.suppress(JackgenError):
+            await self.feeder.send({"op": "midi", "track": t, "events": [[at, data]]})
 
     def _midi_action(self, b, kind: str, val: int, from_engine: bool) -> None:
         on = kind == "note" or (kind == "cc" and val >= 64)

@@ -16,7 +16,9 @@ from typing import Any
 
 from jackgen.bridge import schema as S
 from jackgen.common.errors import JackgenError, Unavailable, check_track
-from jackgen.daemon.control.state import Stream
+from jackgen.daemon.control.session import live_chain
+from jackgen.daemon.control.state import Stream, parse_on_off
+from jackgen.generators.producer import LIVE
 
 log = logging.getLogger("jackgen.control")
 
@@ -87,10 +89,13 @@ class Streams:
             ring = self.rings.tracks[s.track]
             delivered = ring.write_count - ring.stream_start()
             log.warning("feeder restarted: resuming %s on track %d at frame %d", s.path, s.track + 1, delivered)
+            chain = self.chain_request(s.track)
+            if s.path == LIVE:
+                chain["lead_frames"] = self._live_lead_frames(int(self.engine_status.get("block_size") or 256))
             with contextlib.suppress(JackgenError):
                 await self.feeder.send({"op": "stream", "id": s.id, "track": s.track, "epoch": s.epoch,
                                         "path": s.path, "rate": self.sample_rate, "prefill_frames": 0,
-                                        "resume_from": delivered, **self.chain_request(s.track)})
+                                        "resume_from": delivered, **chain})
 
     def _finish_stream(self, t: int) -> None:
         s = self.streams.get(t)
@@ -158,7 +163,46 @@ class Streams:
         tr.armed_epoch = epoch
         self.send(S.CMD_ARM, t, epoch)
 
-    async def _start_stream(self, t: int, full: str, prefill_all: bool = False) -> int:
+    async def live(self, track: object, on: object = True) -> dict:
+        """Play track N's instrument from live MIDI: channel N's messages from JACK midi_in (or a
+        controller) sound ``plugins.live_latency_ms`` after their frame, exactly. Off: all notes off,
+        the track stops."""
+        t = check_track(track)
+        flag = parse_on_off(on, "live")
+        tr = self.tracks[t]
+        latency_ms = self.cfg.plugins.live_latency_ms
+        if not flag:
+            if tr.source == LIVE:
+                await self.stop_track(t + 1)
+                tr.source = None
+            return {"track": t + 1, "live": False}
+        live = live_chain(tr.chain)
+        if not (live and live[0].get("instrument")):
+            raise JackgenError(f"track {t + 1} has no instrument at the head of its chain to play live: add one "
+                               f"(`jackgen chain {t + 1} add http://synthv1.sourceforge.net/lv2`)")
+        if not self.sample_rate:
+            raise Unavailable("the engine is not running yet (no sample rate): check `jackgen status`")
+        block = int(self.engine_status.get("block_size") or 256)
+        lead = self._live_lead_frames(block)
+        if lead + 256 + block > self.live_latency_frames():
+            raise JackgenError(f"plugins.live_latency_ms ({latency_ms:g} ms) is too short for {block}-frame JACK "
+                               f"periods: it needs more than {1e3 * (lead + 256 + block) / self.sample_rate:.0f} ms")
+        epoch = await self._start_stream(t, LIVE, lead_frames=lead)
+        tr.epoch, tr.source, tr.error = epoch, LIVE, None
+        tr.stream_id = self.streams[t].id if t in self.streams else None
+        tr.started_frame = tr.ended_frame = None
+        self.send(S.CMD_PLAY, t, epoch, 0, 0)
+        tr.state = "pending"
+        log.info("track %d plays its instrument live from MIDI channel %d (%.0f ms latency)", t + 1, t + 1,
+                 latency_ms)
+        return {"track": t + 1, "live": True, "channel": t + 1, "latency_ms": latency_ms,
+                "latency_frames": self.live_latency_frames(), "stream": tr.stream_id, "epoch": epoch}
+
+    def _live_lead_frames(self, block: int) -> int:
+        """How far ahead a live instrument is made: two JACK periods (the engine never runs dry)."""
+        return 2 * block
+
+    async def _start_stream(self, t: int, full: str, prefill_all: bool = False, lead_frames: int | None = None) -> int:
         """Have the feeder stream ``full`` into track t's ring as a new epoch; returns it once primed."""
         assert self.feeder is not None and self.rings is not None
         await self._cancel_stream(t)
@@ -171,9 +215,13 @@ class Streams:
         prefill = ring_frames if prefill_all else int(self.cfg.feeder.prefill_ms * 1e-3 * self.sample_rate)
         try:
             await self.feeder.wait_ready(FEEDER_WAIT_S)
+            chain = self.chain_request(t)
+            if lead_frames is not None:
+                chain["lead_frames"] = lead_frames
+                prefill = lead_frames
             await self.feeder.send({"op": "stream", "id": sid, "track": t, "epoch": epoch, "path": full,
                                     "rate": self.sample_rate, "prefill_frames": min(prefill, ring_frames),
-                                    "resume_from": None, **self.chain_request(t)})
+                                    "resume_from": None, **chain})
         except JackgenError:
             stream.end()  # never started: nothing to resume
             raise

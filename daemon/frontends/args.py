@@ -108,6 +108,10 @@ class FlagArgs(TrackArgs):
     on: Flag
 
 
+class LiveArgs(TrackArgs):
+    on: Flag = True
+
+
 class LoadArgs(TrackArgs):
     file: AudioFile
 
