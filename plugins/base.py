@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +22,15 @@ class Param:
     default: Any
     unit: str = ""
     choices: tuple[str, ...] = ()
+    kind: str = "number"  # number | path (a file the plugin reads: a drum kit, a sample)
 
     def check(self, plugin: str, value: Any) -> Any:
+        if self.kind == "path":
+            if not isinstance(value, str) or not value or "\0" in value:
+                raise PluginError(f"{plugin} {self.name} must be a file path, got {value!r}")
+            if not os.path.isfile(value):
+                raise PluginError(f"{plugin} {self.name}: no file {value}")
+            return value
         if self.choices:
             if value not in self.choices:
                 raise PluginError(f"{plugin} {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
@@ -38,6 +46,8 @@ class Param:
         d = {"name": self.name, "min": self.min, "max": self.max, "default": self.default, "unit": self.unit}
         if self.choices:
             d["choices"] = list(self.choices)
+        if self.kind != "number":
+            d["kind"] = self.kind
         return d
 
 

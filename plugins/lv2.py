@@ -24,9 +24,11 @@ chain.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +42,7 @@ URIS = {
     "audio": LV2 + "AudioPort", "control": LV2 + "ControlPort", "input": LV2 + "InputPort",
     "output": LV2 + "OutputPort", "cv": LV2 + "CVPort", "atom": ATOM + "AtomPort",
     "midi_event": "http://lv2plug.in/ns/ext/midi#MidiEvent", "instrument": LV2 + "InstrumentPlugin",
-    "latency": LV2 + "latency", "reports_latency": LV2 + "reportsLatency", "designation": LV2 + "designation",
+    "latency": LV2 + "latency", "freewheeling": LV2 + "freeWheeling", "reports_latency": LV2 + "reportsLatency", "designation": LV2 + "designation",
     "toggled": LV2 + "toggled", "integer": LV2 + "integer", "enumeration": LV2 + "enumeration",
     "optional": LV2 + "connectionOptional", "side_chain": LV2 + "isSideChain", "sample_rate": LV2 + "sampleRate",
     "unit": "http://lv2plug.in/ns/extensions/units#unit", "preset": "http://lv2plug.in/ns/ext/presets#Preset",
@@ -100,6 +102,7 @@ class PortInfo:
     integer: bool = False
     midi: bool = False
     latency: bool = False
+    freewheel: bool = False  # lv2:freeWheeling: 1 here (a producer ahead of the playhead may take its time)
     optional: bool = False
     side_chain: bool = False
     scale: dict[str, float] = field(default_factory=dict)
@@ -199,7 +202,9 @@ class _World:
                 if scale:  # ranges given as a fraction of the sample rate: filled in at load
                     info.unit = "×rate"
                 info.toggled, info.integer = has("toggled"), has("integer")
-                info.latency = has("reports_latency") or self._value(p, port, "designation") == URIS["latency"]
+                designation = self._value(p, port, "designation")
+                info.latency = has("reports_latency") or designation == URIS["latency"]
+                info.freewheel = designation == URIS["freewheeling"]
                 unit = self._value(p, port, "unit")
                 if unit and not scale:
                     tail = unit.rsplit("#", 1)[-1]
@@ -256,7 +261,9 @@ class _World:
             "audio_inputs": sum(q.kind == "audio" and q.is_input and not q.side_chain for q in ports),
             "audio_outputs": sum(q.kind == "audio" and not q.is_input for q in ports),
             "midi_input": any(q.kind == "atom" and q.is_input and q.midi for q in ports),
-            "params": [_param(q, 48000.0).to_dict() for q in ports if q.kind == "control" and q.is_input],
+            "params": [_param(q, 48000.0).to_dict() for q in ports if q.kind == "control" and q.is_input
+                       and not q.freewheel] + ([Param(k, None, None, "", "", (), "path").to_dict() for k in DG_FILES]
+                                               if self.uri(p) == DRUMGIZMO else []),
             "presets": sorted(self.presets(p)),
         }
 
@@ -280,6 +287,26 @@ def scan() -> dict:
         return {"path": w.path, "plugins": [w.describe(p) for p in sorted(w.all(), key=w.uri)]}
 
     return on_loader(run)
+
+
+DRUMGIZMO = "http://drumgizmo.org/lv2"
+DG_FILES = ("drumkitfile", "midimapfile")  # DrumGizmo's kit and its MIDI note map, as parameters
+_DG_BLOB = re.compile(r'(<http://drumgizmo\.org/lv2/atom#config>\s*""")(.*?)("""\^\^xsd:base64Binary)', re.S)
+
+
+def _dg_config(ttl: str) -> tuple[tuple[int, int], dict[str, str]]:
+    """Where DrumGizmo's config sits in a state's Turtle, and its values."""
+    import xml.etree.ElementTree as ET
+
+    m = _DG_BLOB.search(ttl)
+    if not m:
+        raise PluginError("DrumGizmo's state holds no config")
+    root = ET.fromstring(base64.b64decode(m.group(2)))
+    return (m.start(2), m.end(2)), {v.get("name"): (v.text or "") for v in root.iter("value")}
+
+
+def _xml_escape(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _param(q: PortInfo, rate: float) -> Param:
@@ -325,7 +352,7 @@ class _Instance:
         self.ctl = ffi.new("float[]", max(1, len(self.ctl_in)))
         self.ctl_out_vals = ffi.new("float[]", max(1, len(self.ctl_out)))
         for i, q in enumerate(self.ctl_in):
-            self.ctl[i] = _param(q, rate).default
+            self.ctl[i] = 1.0 if q.freewheel else _param(q, rate).default
             lib.jg_lv2_connect(self.h, q.index, self.ctl + i)
         for i, q in enumerate(self.ctl_out):
             lib.jg_lv2_connect(self.h, q.index, self.ctl_out_vals + i)
@@ -420,7 +447,11 @@ class Lv2Plugin:
         self.ports = w.ports(self._p)
         self.instrument = w.is_instrument(self._p, self.ports)
         self._presets = w.presets(self._p)
-        self.params = {q.symbol: _param(q, rate) for q in self.ports if q.kind == "control" and q.is_input}
+        self.params = {q.symbol: _param(q, rate) for q in self.ports
+                       if q.kind == "control" and q.is_input and not q.freewheel}
+        self._drumgizmo = self.uri == DRUMGIZMO
+        if self._drumgizmo:
+            self.params.update({k: Param(k, None, None, "", "", (), "path") for k in DG_FILES})
         if self._presets:
             self.params["preset"] = Param("preset", None, None, "", "", tuple(self._presets))
         self._preset = ""
@@ -457,6 +488,9 @@ class Lv2Plugin:
         if name == "preset":
             self._load_preset(v)
             return v
+        if p.kind == "path":
+            self._drumgizmo_set(name, v)
+            return v
         i = self._index(name)
         for inst in self._insts:
             inst.ctl[i] = float(v)
@@ -465,6 +499,8 @@ class Lv2Plugin:
     def get(self, name: str) -> Any:
         if name == "preset" and "preset" in self.params:
             return self._preset
+        if self._drumgizmo and name in DG_FILES:
+            return _dg_config(self._save())[1].get(name, "")
         return float(self._insts[0].ctl[self._index(name)])
 
     def _load_preset(self, label: str) -> None:
@@ -480,7 +516,20 @@ class Lv2Plugin:
 
     @property
     def latency_frames(self) -> int:
+        if self._drumgizmo and not self._drumgizmo_resamples():
+            return 0  # DrumGizmo 0.9 reports its resampler's delay (144) even when it delays nothing
         return self._insts[0].latency
+
+    def _drumgizmo_resamples(self) -> bool:
+        """Whether DrumGizmo's kit is at another rate than the host's (its resampler then runs)."""
+        import xml.etree.ElementTree as ET
+
+        kit = self.get("drumkitfile")
+        try:
+            rate = float(ET.parse(kit).getroot().get("samplerate") or 44100) if kit else self.sample_rate
+        except (OSError, ET.ParseError, ValueError):
+            return True
+        return rate != self.sample_rate
 
     # ----------------------------------------------------------------- audio
     def process(self, block: np.ndarray, midi: list[tuple[int, bytes]] | None = None) -> np.ndarray:
@@ -525,7 +574,7 @@ class Lv2Plugin:
             inst.reset()
 
     # ----------------------------------------------------------------- state
-    def state(self) -> dict:
+    def _save(self) -> str:
         def save() -> str:
             ptr = self._insts[0].lib.jg_lv2_state_save(self._insts[0].h)
             if ptr == self._insts[0].ffi.NULL:
@@ -535,8 +584,43 @@ class Lv2Plugin:
             finally:
                 self._insts[0].lib.lilv_free(ptr)
 
+        return on_loader(save)
+
+    def _restore(self, ttl: str) -> None:
+        def restore() -> None:
+            for inst in self._insts:
+                if inst.lib.jg_lv2_state_restore(inst.h, ttl.encode()) != 0:
+                    raise PluginError(f"{self.name}: its saved state could not be read")
+
+        on_loader(restore)
+        if self._drumgizmo:
+            self._drumgizmo_wait(ttl)
+
+    # ----------------------------------------------------------------- DrumGizmo's kit
+    def _drumgizmo_set(self, name: str, path: str) -> None:
+        """DrumGizmo keeps its kit and MIDI map in its state (an XML config), not in ports."""
+        ttl = self._save()
+        (start, end), values = _dg_config(ttl)
+        values[name] = os.path.abspath(path)
+        xml = "".join(f'  <value name="{k}">{_xml_escape(str(v))}</value>\n' for k, v in values.items())
+        blob = base64.b64encode(f'<config version="1.0">\n{xml}</config>'.encode()).decode()
+        self._restore(ttl[:start] + blob + ttl[end:])
+
+    def _drumgizmo_wait(self, ttl: str) -> None:
+        """DrumGizmo loads a kit on a thread of its own after a restore, and plays silence until it
+        has: wait as long as reading its samples takes (about 200 MB/s, at most 30 s)."""
+        _span, values = _dg_config(ttl)
+        kit = values.get("drumkitfile") or ""
+        if not kit or not os.path.isfile(kit):
+            return
+        folder = os.path.dirname(kit)
+        size = sum(os.path.getsize(os.path.join(d, f)) for d, _s, files in os.walk(folder) for f in files
+                   if f.lower().endswith((".wav", ".flac", ".ogg")))
+        time.sleep(min(30.0, 0.1 + size / 200e6))
+
+    def state(self) -> dict:
         d: dict[str, Any] = {"plugin": self.uri, "kind": "lv2", "name": self.name, "bypass": self.bypass,
-                             "lv2_state": on_loader(save)}
+                             "lv2_state": self._save()}
         d["params"] = {k: self.get(k) for k in self.params if k != "preset"}
         if self._preset:
             d["preset"] = self._preset
@@ -547,15 +631,10 @@ class Lv2Plugin:
         p = cls(state["plugin"], sample_rate)
         ttl = state.get("lv2_state")
         if ttl:
-            def restore() -> None:
-                for inst in p._insts:
-                    if inst.lib.jg_lv2_state_restore(inst.h, ttl.encode()) != 0:
-                        raise PluginError(f"{p.name}: its saved state could not be read")
-
-            on_loader(restore)
+            p._restore(ttl)
         p._preset = state.get("preset", "") if state.get("preset") in p._presets else ""  # (its values are in the state)
         for k, v in (state.get("params") or {}).items():
-            if k != "preset":
+            if k in p.params and k != "preset" and not (ttl and p.params[k].kind == "path"):  # (in the state)
                 p.set(k, v)
         p.bypass = bool(state.get("bypass", False))
         return p

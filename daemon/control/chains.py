@@ -78,8 +78,12 @@ class Chains:
             raise JackgenError("params must be an object of parameter name -> value")
         if len(chain) >= self.cfg.plugins.max_per_chain:
             raise JackgenError(f"{label} already has {len(chain)} plugins (plugins.max_per_chain)")
+        params = dict(params or {})
+        for k, v in params.items():  # a file a plugin is to read (DrumGizmo's kit): only from the allowed folders
+            if isinstance(v, str) and ("/" in v or v.lower().endswith(".xml")):
+                params[k] = str(self.media.resolve(v, f"{plugin} {k}"))
         try:  # loaded in a child process: a plugin that crashes or hangs cannot take control with it
-            info = await asyncio.to_thread(instantiate_isolated, plugin, params or {}, self.cfg.plugins.vst3_dirs,
+            info = await asyncio.to_thread(instantiate_isolated, plugin, params, self.cfg.plugins.vst3_dirs,
                                            self.cfg.plugins.scan_timeout_s)
         except PluginError as e:
             self.plugin_load_failures += 1
@@ -138,7 +142,10 @@ class Chains:
             raise JackgenError(f"{entry['name']}: a preset is chosen when the plugin is added "
                                "(chain add PLUGIN --param preset=NAME)")
         try:
-            value = self._chain_param_spec(entry, name).check(entry["name"], value)
+            spec = self._chain_param_spec(entry, name)
+            if spec.kind == "path":  # a file the plugin reads (a drum kit): only from the allowed folders
+                value = str(self.media.resolve(value, f"{entry['name']} {name}"))
+            value = spec.check(entry["name"], value)
         except PluginError as e:
             raise JackgenError(str(e)) from None
         entry.setdefault("params", {})[name] = value
@@ -153,7 +160,8 @@ class Chains:
         if not isinstance(name, str) or name not in info:
             raise JackgenError(f"{entry['name']} has no parameter {name!r}; it has {', '.join(info)}")
         p = info[name]
-        return Param(p["name"], p["min"], p["max"], p.get("default"), p.get("unit") or "", tuple(p.get("choices") or ()))
+        return Param(p["name"], p["min"], p["max"], p.get("default"), p.get("unit") or "", tuple(p.get("choices") or ()),
+                     p.get("kind") or "number")
 
     @contextlib.asynccontextmanager
     async def _chain_edit(self, t: int | None, chain: list):

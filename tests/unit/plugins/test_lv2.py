@@ -3,6 +3,7 @@ zam-plugins' LV2 builds; held against lilv's own offline host (lv2apply)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -199,3 +200,63 @@ def test_names_find_lv2_plugins_and_vst3_keeps_its_names():
     assert open_plugin("ZamCompX2", RATE).kind == "vst3"  # a VST3 of that name comes first, as before
     lv2 = open_plugin("urn:zamaudio:ZamCompX2", RATE)
     assert lv2.kind == "lv2" and not lv2.dual_mono and "thr" in lv2.params  # its side-chain input hears silence
+
+
+def tiny_kit(folder) -> tuple[str, str, dict[str, np.ndarray]]:
+    """A DrumGizmo kit made here: a kick (a falling sine) on note 36 and a snare (noise) on 38, one
+    sample each, on channels 1 and 2. Returns the kit file, the MIDI map and the samples."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(0.25 * RATE)) / RATE
+    samples = {"Kick": (0.8 * np.sin(2 * np.pi * (50 + 100 * np.exp(-t * 30)) * t) * np.exp(-t * 12)),
+               "Snare": 0.5 * np.random.default_rng(0).standard_normal(len(t)) * np.exp(-t * 20)}
+    for name, x in samples.items():
+        sf.write(folder / f"{name.lower()}.wav", x.astype(np.float32), RATE, subtype="FLOAT")
+        (folder / f"{name.lower()}.xml").write_text(
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<instrument version="2.0" name="{name}">\n<samples>\n'
+            f'<sample name="{name}-1" power="1.0"><audiofile channel="{name}" file="{name.lower()}.wav" '
+            'filechannel="1"/></sample>\n</samples>\n</instrument>\n')
+    (folder / "drumkit.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<drumkit version="2.0" name="Tiny" samplerate="48000">\n'
+        '<channels><channel name="Kick"/><channel name="Snare"/></channels>\n<instruments>\n'
+        + "".join(f'<instrument name="{n}" file="{n.lower()}.xml"><channelmap in="{n}" out="{n}" main="true"/>'
+                  "</instrument>\n" for n in samples)
+        + "</instruments>\n</drumkit>\n")
+    (folder / "midimap.xml").write_text('<?xml version="1.0" encoding="UTF-8"?>\n<midimap>\n'
+                                        '<map note="36" instr="Kick"/>\n<map note="38" instr="Snare"/>\n</midimap>\n')
+    return str(folder / "drumkit.xml"), str(folder / "midimap.xml"), {k: v.astype(np.float32) for k, v in samples.items()}
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/lib/lv2/drumgizmo.lv2"), reason="drumgizmo is not installed")
+def test_drumgizmo_plays_a_drum_stem_with_a_kit_on_the_stems_note_times(tmp_path):
+    kit, midimap, samples = tiny_kit(tmp_path / "kit")
+    hits = [(0.0, 36), (0.5, 38), (0.75, 36), (1.0, 38), (1.375, 36)]  # a bar of a beat: kick, snare
+    mid = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    mid.tracks.append(tr)
+    tr.append(mido.MetaMessage("set_tempo", tempo=500000))  # 120 BPM: a beat is 0.5 s, 480 ticks
+    last = 0
+    for t, note in hits:
+        tick = int(round(t * 960))
+        tr.append(mido.Message("note_on", channel=9, note=note, velocity=127, time=tick - last))
+        tr.append(mido.Message("note_off", channel=9, note=note, velocity=0, time=10))
+        last = tick + 10
+    mid.save(str(tmp_path / "beat.mid"))
+    info = instantiate("DrumGizmo", {"drumkitfile": kit, "midimapfile": midimap})
+    assert info["instrument"] and {p["name"]: p.get("kind") for p in info["params"]}["drumkitfile"] == "path"
+    y = render([info["state"]], tmp_path / "beat.mid")
+    mono = y.sum(axis=1)
+    assert np.abs(mono).max() > 0.2
+    for t, note in hits:
+        f = int(round(t * RATE))
+        want = samples["Kick" if note == 36 else "Snare"][:2048]
+        # where the hit's own sample lines up best, within ±512 frames of the note: 0 (DrumGizmo
+        # gives every hit the same velocity level, so the waveform is the sample's, scaled)
+        lo = max(0, f - 512)
+        seg = mono[lo: f + 512 + 2048]
+        corr = [float(np.dot(seg[k: k + 2048], want)) for k in range(0, min(1024, len(seg) - 2048) + 1)]
+        lag = int(np.argmax(corr)) + lo - f
+        assert abs(lag) <= 2, (t, note, lag)  # (the kick is a 150→50 Hz sweep: its peak is a few frames wide)
+        other = samples["Snare" if note == 36 else "Kick"][:2048]
+        assert abs(np.dot(mono[f: f + 2048], want)) > abs(np.dot(mono[f: f + 2048], other)), (t, note)
+    with pytest.raises(PluginError, match="drumkitfile: no file"):
+        instantiate("DrumGizmo", {"drumkitfile": str(tmp_path / "nothing.xml")})
