@@ -84,10 +84,35 @@ class ProceduralBackend(FluidBackend):
                 ctx.progress(base + f / spec.variations)
 
             sub = TakeContext(ctx.rate, ctx.session_dir, ctx.takes, ctx.should_stop, ctx.info, progress, ctx.media)
-            chunks = self._render(paths["full"], sub, k, total, 0.0, expected_s=spec.duration_s, midi=full)
+            if spec.instruments:
+                chunks = self._with_instruments(spec, comp, paths, sub, k, total, ctx)
+            else:
+                chunks = self._render(paths["full"], sub, k, total, 0.0, expected_s=spec.duration_s, midi=full)
             yield from itertools.islice(chunks, 1)
             comp.write_stems(ctx.stems_dir(k), only=list(comp.parts))  # once the first audio is out
             yield from chunks
+
+    def _with_instruments(self, spec: JobSpec, comp, paths: dict, sub: TakeContext, k: int, total: int,
+                          ctx: TakeContext):
+        """FluidSynth plays the stems without an instrument; each of the others goes through its own."""
+        from jackgen.generators.instruments import StemPlayer, instrument_states, mix_in
+
+        unknown = sorted(set(spec.instruments) - set(comp.parts))
+        if unknown:
+            raise JobError(f"instruments: no stem {', '.join(unknown)} in this composition; it has "
+                           f"{', '.join(comp.parts)}")
+        if "instrument_states" not in ctx.info:  # loaded once a job (its variations share them)
+            states = instrument_states(spec.instruments, lambda p, what: ctx.allowed(p, what, "midi"))
+            ctx.info["instrument_states"] = states
+            ctx.info["instruments"] = {s: st["name"] for s, st in states.items()}
+        states = ctx.info["instrument_states"]
+        comp.write_stems(ctx.stems_dir(k), only=list(spec.instruments))
+        rest = [p for p in comp.parts if p not in spec.instruments]
+        fluid_path = paths["full"].with_name(".fluidsynth.mid")
+        fluid = comp.write_midi(fluid_path, rest)
+        players = [StemPlayer(paths[s], states[s], ctx.rate) for s in spec.instruments]
+        chunks = self._render(fluid_path, sub, k, total, 0.0, expected_s=spec.duration_s, midi=fluid) if rest else ()
+        return mix_in(chunks, players, k, total, int(0.05 * ctx.rate), ctx.should_stop)
 
 
 class FluidSynthBackend(FluidBackend):

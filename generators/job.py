@@ -8,6 +8,8 @@ all give the same answer to the same mistake.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -80,11 +82,14 @@ class JobSpec:
     cfg_coef: float = 3.0
     melody: str | None = None  # musicgen-melody: audio file whose chroma conditions the output
     structure: str | None = None  # 'intro:4,drop:8,break:4,drop:8'; None: the genre's song form
+    # procedural (and fluidsynth without a MIDI file): stems played by a plugin instrument instead of
+    # FluidSynth: {"lead": {"plugin": "http://synthv1.sourceforge.net/lv2", "params": {…}}, …}
+    instruments: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     KEYS = ("prompt", "duration", "duration_s", "backend", "bpm", "key", "style", "seed", "variations", "track",
             "priority", "output_format", "midi", "soundfont", "top_k", "top_p", "temperature", "cfg_coef",
-            "melody", "structure")
+            "melody", "structure", "instruments")
 
     @classmethod
     def from_dict(cls, d: dict, default_backend: str = "procedural", max_duration_s: float = MAX_DURATION_S) -> JobSpec:
@@ -131,6 +136,7 @@ class JobSpec:
         for name in ("midi", "soundfont", "melody"):
             if d.get(name) is not None and (not isinstance(d[name], str) or not d[name]):
                 raise JobError(f"{name} must be a file path")
+        instruments = _instruments(d.get("instruments"), backend, d.get("midi"))
         if backend == "musicgen" and not prompt.strip() and d.get("melody") is None:
             raise JobError("musicgen needs a prompt (or a melody)")
         return cls(
@@ -139,7 +145,7 @@ class JobSpec:
             output_format=fmt, midi=d.get("midi"), soundfont=d.get("soundfont"),
             top_k=_num(d, "top_k", 0, 100000, 250, integer=True), top_p=_num(d, "top_p", 0.0, 1.0, 0.0),
             temperature=_num(d, "temperature", 0.0, 10.0, 1.0), cfg_coef=_num(d, "cfg_coef", 0.0, 50.0, 3.0),
-            melody=d.get("melody"), structure=structure,
+            melody=d.get("melody"), structure=structure, instruments=instruments,
         )
 
     def to_dict(self) -> dict:
@@ -151,6 +157,32 @@ class JobSpec:
         d = asdict(self)
         d.update(kw)
         return JobSpec(**d)
+
+
+MAX_INSTRUMENTS = 8
+
+
+def _instruments(v, backend: str, midi) -> dict:
+    """``instruments``: stem name -> a plugin (its name or URI) or {"plugin", "params"}, normalized to the latter."""
+    if v is None or v == {}:
+        return {}
+    if backend == "musicgen" or midi is not None:
+        raise JobError("instruments play the stems of a procedural composition (procedural, or fluidsynth without "
+                       "a MIDI file)")
+    if not isinstance(v, dict) or len(v) > MAX_INSTRUMENTS:
+        raise JobError(f"instruments must be an object of stem name -> plugin (at most {MAX_INSTRUMENTS})")
+    out = {}
+    for stem, spec in v.items():
+        if not isinstance(stem, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", stem):
+            raise JobError(f"instruments: {stem!r} is not a stem name (drums, bass, chords, lead, …)")
+        if isinstance(spec, str):
+            spec = {"plugin": spec}
+        if (not isinstance(spec, dict) or not isinstance(spec.get("plugin"), str) or not spec["plugin"]
+                or len(spec["plugin"]) > 1024 or set(spec) - {"plugin", "params"}
+                or not isinstance(spec.get("params", {}), dict)):
+            raise JobError(f"instruments.{stem} must be a plugin name or URI, or {{\"plugin\": …, \"params\": {{…}}}}")
+        out[stem] = {"plugin": spec["plugin"], "params": dict(spec.get("params") or {})}
+    return out
 
 
 def guess_style(prompt: str) -> str:

@@ -358,7 +358,7 @@ class JobRunner:
                 "file": w.path.name,
                 "timings": {**timings, "realtime_factor": round(seconds / done_s, 2) if done_s else None},
                 "host": socket.gethostname(), "worker_pid": os.getpid(), **backend.describe(),
-                **{k2: v for k2, v in ctx_info.items() if k2 not in ("stems", "seeds", "sections")}, **order.extra,
+                **{k2: v for k2, v in ctx_info.items() if k2 not in ("stems", "seeds", "sections", "instrument_states")}, **order.extra,
             }
             for per_take in ("stems", "sections"):  # one list per variation: this take's
                 if per_take in ctx_info and k < len(ctx_info[per_take]):

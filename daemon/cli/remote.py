@@ -360,6 +360,28 @@ def chain(a: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------ generation
+def _instruments(a: argparse.Namespace) -> dict:
+    """--instrument STEM=PLUGIN and --instrument-param STEM.NAME=VALUE as a job's ``instruments``."""
+    out: dict = {}
+    for item in a.instrument:
+        stem, sep, plugin = item.partition("=")
+        if not sep or not stem or not plugin:
+            fail(f"--instrument takes STEM=PLUGIN (e.g. lead=synthv1), got {item!r}")
+        out[stem.strip()] = {"plugin": plugin.strip(), "params": {}}
+    for item in a.instrument_param:
+        key, sep, value = item.partition("=")
+        stem, dot, name = key.partition(".")
+        if not sep or not dot or stem not in out:
+            fail(f"--instrument-param takes STEM.NAME=VALUE for a stem given --instrument, got {item!r}")
+        try:
+            v: object = float(value)
+        except ValueError:
+            p = Path(value).expanduser()  # a kit is a folder of files: named where it is, not copied
+            v = str(p.resolve()) if p.exists() else value
+        out[stem]["params"][name] = v
+    return out
+
+
 @verb("generate", arg("prompt", help="What to make, e.g. 'dark trap beat 140 BPM in F#m, hi-hat rolls'."),
       arg("--duration", "-d", type=float, default=None, help="Seconds of audio (0.5 .. generators.max_duration_s; "
           "default 10, or the --structure's length)."),
@@ -378,6 +400,11 @@ def chain(a: argparse.Namespace) -> None:
       arg("--midi", default=None, help="fluidsynth backend: MIDI file to render."),
       arg("--soundfont", default=None, help="fluidsynth backend: SoundFont (.sf2)."),
       arg("--format", dest="output_format", default="wav", help="wav | flac"),
+      arg("--instrument", action="append", default=[], metavar="STEM=PLUGIN",
+          help="Play a stem (drums, bass, chords, lead, …) with a plugin instrument (LV2 URI or name, VST3) "
+               "instead of FluidSynth; repeat for more stems (procedural, fluidsynth)."),
+      arg("--instrument-param", action="append", default=[], metavar="STEM.NAME=VALUE",
+          help="A parameter of a stem's instrument, e.g. drums.drumkitfile=kits/tiny/drumkit.xml."),
       arg("--wait", action="store_true", help="Follow progress until the job ends; print the takes."),
       arg("--similar", type=int, nargs="?", const=5, default=None, metavar="K",
           help="First print the K (default 5) past generations whose prompts are nearest this one."))
@@ -389,7 +416,8 @@ def generate(a: argparse.Namespace) -> None:
     r = call(a.config, "generate", prompt=a.prompt, duration=a.duration, variations=a.variations,
              priority=a.priority, output_format=a.output_format, bpm=a.bpm, key=a.key, style=a.style,
              structure=a.structure, backend=a.backend, track=a.track, seed=a.seed,
-             soundfont=local_file(a.config, a.soundfont), midi=local_file(a.config, a.midi))
+             soundfont=local_file(a.config, a.soundfont), midi=local_file(a.config, a.midi),
+             **({"instruments": _instruments(a)} if a.instrument else {}))
     if isinstance(r, dict) and isinstance(r.get("interpreted"), dict):
         note(f"heard: {r['interpreted'].get('summary', '')}")
     if not a.wait:

@@ -179,6 +179,8 @@ class JobBoard:
         except JobError as e:
             raise JackgenError(str(e)) from None
         spec = self._check_files(spec)
+        if spec.instruments:
+            spec = await self._check_instruments(spec)
         if spec.seed is None:
             spec = spec.with_(seed=random.randrange(0, 2**31 - spec.variations))
         if spec.backend not in gc.allowed_backends():
@@ -226,6 +228,29 @@ class JobBoard:
             if raw is not None:
                 changes[name] = str(media.resolve(raw, what, kind=name, field_name=name))
         return spec.with_(**changes) if changes else spec
+
+    async def _check_instruments(self, spec: JobSpec) -> JobSpec:
+        """Each instrument a job names is loaded once here, in a child process (an unknown plugin,
+        a wrong parameter, an effect, one that crashes: refused before anything is queued); a file
+        it is to read comes from the allowed folders."""
+        from jackgen.plugins.host import PluginError
+        from jackgen.plugins.isolate import instantiate_isolated
+
+        pc = self.control.cfg.plugins
+        out = {}
+        for stem, inst in spec.instruments.items():
+            params = {k: (str(self.control.media.resolve(v, f"{stem} instrument's {k}", kind="midi"))
+                          if isinstance(v, str) and ("/" in v or v.lower().endswith(".xml")) else v)
+                      for k, v in inst["params"].items()}
+            try:
+                info = await asyncio.to_thread(instantiate_isolated, inst["plugin"], params, pc.vst3_dirs,
+                                               pc.scan_timeout_s)
+            except PluginError as e:
+                raise JackgenError(f"instruments.{stem}: {e}") from None
+            if not info.get("instrument"):
+                raise JackgenError(f"instruments.{stem}: {info['state']['name']} is an effect, not an instrument")
+            out[stem] = {"plugin": inst["plugin"], "params": params}
+        return spec.with_(instruments=out)
 
     async def get(self, job_id: str) -> dict:
         if not isinstance(job_id, str) or not Q.JOB_ID_RE.match(job_id):

@@ -4,8 +4,10 @@ through a real JACK graph; LV2 effects beside VST3 ones; bad requests refused, c
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import shutil
 import subprocess
+import tempfile
 import time
 
 import mido
@@ -210,3 +212,36 @@ def test_live_midi_into_an_instrument_sounds_at_its_frame_plus_the_latency_every
     assert st["tracks"][1]["source"] == "live:instrument" and st["tracks"][1]["state"] == "playing"
     jg.api("POST", "/api/tracks/2/live", {"on": False})
     wait_for(lambda: jg.status()["tracks"][1]["state"] not in ("playing", "stopping"), 10, 0.05, "track 2 to stop")
+
+
+def test_a_generated_takes_stems_played_by_instruments_from_the_cli(jackgen, tmp_path):
+    """`jackgen generate … --instrument melody=synthv1 --instrument drums=DrumGizmo --instrument-param …`:
+    the take is made with them (its JSON says which), streams into its track; a bad one is refused
+    before anything is queued."""
+    import json
+
+    from tests.unit.plugins.test_lv2 import tiny_kit
+
+    jg = jackgen()
+    kit, midimap, _ = tiny_kit(jg.sessions / "test" / "kits" / "tiny")  # a kit in the session folder
+    p = jg.cli("generate", "deep house 124 bpm", "--duration", "3", "--seed", "7", "--track", "5",
+               "--instrument", "melody=synthv1", "--instrument", "drums=DrumGizmo",
+               "--instrument-param", f"drums.drumkitfile={kit}", "--instrument-param", f"drums.midimapfile={midimap}",
+               "--wait")
+    assert p.returncode == 0, p.stderr
+    job = json.loads(p.stdout)
+    assert job["status"] == "done"
+    meta = json.loads(Path(job["outputs"][0]["path"]).with_suffix(".json").read_text())
+    assert meta["instruments"] == {"melody": "synthv1", "drums": "DrumGizmo"}
+    assert meta["params"]["instruments"]["drums"]["params"]["drumkitfile"] == kit
+    p = jg.cli("generate", "house", "--instrument", "melody=urn:dragonfly:room")
+    assert p.returncode != 0 and "instruments.melody: Dragonfly Room Reverb is an effect, not an instrument" in p.stderr
+    elsewhere = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="jackgen-test-kit-"))  # outside every allowed folder
+    try:
+        p = jg.cli("generate", "house", "--instrument", "drums=DrumGizmo", "--instrument-param",
+                   f"drums.drumkitfile={tiny_kit(elsewhere)[0]}")
+    finally:
+        shutil.rmtree(elsewhere)
+    assert p.returncode != 0 and "is outside the folders jackgen reads from" in p.stderr
+    p = jg.cli("generate", "house", "--instrument", "melody")
+    assert p.returncode == 2 and "--instrument takes STEM=PLUGIN" in p.stderr
