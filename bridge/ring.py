@@ -277,7 +277,7 @@ class AudioRing(_Ring):
             if max_ahead is None:
                 done += self.write(frames[done:])
             else:
-                room = max(0, max_ahead - self.available())
+                room = max(0, max_ahead - self.ahead())
                 done += self.write(frames[done: done + room]) if room else 0
             if done >= frames.shape[0]:
                 break
@@ -301,6 +301,12 @@ class AudioRing(_Ring):
 
     def available(self) -> int:
         return lib.jg_audio_available(self._base)
+
+    def ahead(self) -> int:
+        """Frames of the current stream waiting for the consumer: what a stopped stream left unread
+        before it (the consumer skips it when the new one starts) does not count."""
+        w = self.write_count
+        return w - max(self.read_count, min(w, self.stream_start()))
 
     def read_into(self, dst_ptr, frames: int) -> int:
         """Copy up to ``frames`` frames to ``dst_ptr`` (a cffi ``float *``); returns count."""

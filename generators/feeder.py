@@ -28,6 +28,7 @@ runs in its own thread, through the one producer loop (``RingFeed``); the ring's
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -253,6 +254,7 @@ def run_feeder(instance: str, redis_url: str | None, sessions_dir: str | None, s
     set_title("jackgen: feeder")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     install_from_env("feeder")
+    gc.freeze()  # what importing made stays: the collections after plugin loads walk only what came since
     rings = InstanceRings.attach(instance, timeout_s=10.0)
     threading.Thread(target=_watch_rings, args=(rings,), name="rings-watch", daemon=True).start()
     feeder: Feeder | None = None

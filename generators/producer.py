@@ -27,6 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from jackgen.dsp.convert import StreamResampler, to_stereo
+from jackgen.plugins.base import release_on_loader
 from jackgen.plugins.chainstage import ChainStage, stage_for
 
 log = logging.getLogger("jackgen.producer")
@@ -121,6 +122,24 @@ def file_chunks(path: str, rate: int, resume_from: int | None = None, chunk_fram
                 return
 
 
+def rechunk(chunks: Chunks, size: int) -> Iterator[tuple]:
+    """The same stream in pieces of at most ``size`` frames (their MIDI with them)."""
+    for item in chunks:
+        frames, last = item[0], item[1]
+        midi = item[2] if len(item) > 2 else None
+        n = frames.shape[0]
+        if n <= size:
+            yield item
+            continue
+        for s in range(0, n, size):
+            e = min(n, s + size)
+            tail = e >= n
+            if midi is None:
+                yield frames[s:e], last and tail
+            else:  # (an event at the very end of the chunk stays in the last piece)
+                yield frames[s:e], last and tail, [(o - s, d) for o, d in midi if s <= o < e or (tail and o >= e)]
+
+
 def through_chain(chunks: Chunks, stage: ChainStage | None) -> Iterator[tuple[np.ndarray, bool]]:
     """Each chunk through the track's chain (its MIDI, if it has any, to the chain's instrument);
     the last one also flushes the plugins' latency."""
@@ -184,6 +203,11 @@ class RingFeed:
         """Open, write every chunk, close; returns how the stream ended (eos, cancelled, error)."""
         try:
             self.open()
+            if self.stage is not None and self.stage.lead:
+                # a chained stream stays ``lead`` ahead of the playhead: processing a whole file chunk
+                # (8192 frames: 170 ms) before writing any of it let the ring run dry whenever several
+                # chains shared the CPU. Pieces of at most half the lead are made and written in turn.
+                chunks = rechunk(chunks, max(256, min(2048, self.stage.lead // 2 // 256 * 256)))
             for frames, _last in through_chain(chunks, self.stage):
                 if should_stop():
                     break
@@ -211,5 +235,8 @@ class RingFeed:
             log.debug("ending the stream on track %d: %s", self.track + 1, e)
         if state == "eos" and not self.primed:
             self._on_primed(self.frames)  # shorter than the prefill: all of it is in
+        if self.stage is not None:  # its plugins are freed on the thread that loaded them
+            holder, self.stage = [self.stage], None
+            release_on_loader(holder)
         self.emit({"event": "stream_end", "state": state, "frames": self.frames, **self.base,
                    **({"message": message} if message else {})})

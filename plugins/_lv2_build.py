@@ -118,6 +118,8 @@ void jg_lv2_seq_prepare_out(void* buf, uint32_t capacity);
 char* jg_lv2_state_save(jg_lv2* h);
 int jg_lv2_state_restore(jg_lv2* h, const char* ttl);
 int jg_lv2_preset_apply(jg_lv2* h, const char* preset_uri);
+double jg_lv2_bench(jg_lv2* h, uint32_t blocks, uint32_t n, void** atom_in, uint32_t n_atom_in,
+                    uint32_t atom_size, void** atom_out, uint32_t n_atom_out);
 """
 
 SOURCE = r"""
@@ -410,6 +412,22 @@ static int restore(jg_lv2 *h, LilvState *st) {
 
 int jg_lv2_state_restore(jg_lv2 *h, const char *ttl) {
     return restore(h, lilv_state_new_from_string(h->world, &urid_map, ttl));
+}
+
+/* bench/instruments.py's baseline: ``blocks`` runs of ``n`` frames with nothing between them but
+   what any C host does per block (atom buffers reset); returns the seconds they took. */
+#include <time.h>
+double jg_lv2_bench(jg_lv2 *h, uint32_t blocks, uint32_t n, void **atom_in, uint32_t n_atom_in,
+                    uint32_t atom_size, void **atom_out, uint32_t n_atom_out) {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (uint32_t i = 0; i < blocks; i++) {
+        for (uint32_t k = 0; k < n_atom_in; k++) jg_lv2_seq_clear(atom_in[k], atom_size);
+        for (uint32_t k = 0; k < n_atom_out; k++) jg_lv2_seq_prepare_out(atom_out[k], atom_size);
+        jg_lv2_run(h, n);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
 }
 
 int jg_lv2_preset_apply(jg_lv2 *h, const char *preset_uri) {

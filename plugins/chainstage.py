@@ -113,7 +113,7 @@ class ChainStage:
 
     def prepare_when_covered(self, ring) -> None:
         """Build a waiting chain once ``ring`` holds enough old-chain audio to cover the plugin loads."""
-        if self.rebuild_pending and (self.lead is None or ring.available() >= 0.75 * self._deep(ring)):
+        if self.rebuild_pending and (self.lead is None or ring.ahead() >= 0.75 * self._deep(ring)):
             self.prepare()
 
     def prepare(self) -> None:
@@ -163,6 +163,14 @@ class ChainStage:
             out = out[cut:]
             self.to_drop -= cut
         return np.ascontiguousarray(out, dtype=np.float32)
+
+    def release(self) -> None:
+        """Let go of the chain's plugins now (and of one built and not yet swapped in)."""
+        with self._lock:
+            prepared, self._prepared = self._prepared, None
+        for c in (self.chain, prepared):
+            if c is not None:
+                c.release()
 
     def _due(self, end: int) -> list[dict]:
         with self._lock:
@@ -214,6 +222,7 @@ class ChainStage:
         if old is not None:  # an instrument swapped: the old one's notes fade with it, none hang in the new
             y_old = old.process(xt, self.crumb, midi)
             y_new = self.chain.process(xt, self.crumb, midi)
+            old.release()
             return _crossfade(y_old, y_new).T
         if fades:
             return process_fading(self.chain, xt, fades, self.crumb, midi).T

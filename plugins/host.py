@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from jackgen.plugins.base import Param, PluginError, on_loader  # noqa: F401  (their home for callers)
+from jackgen.plugins.base import VST3_LOADS, Param, PluginError, on_loader  # noqa: F401  (their home for callers)
 
 VST3_DIRS = ("~/.vst3", "/usr/lib/vst3", "/usr/local/lib/vst3")
 
@@ -135,6 +135,7 @@ class Plugin:
             self.kind, self.path, self.name = "vst3", str(path), inst.name
             self._instances = [inst]
             self.params = _vst3_params(inst)
+            VST3_LOADS[0] += 1  # pedalboard left a twin in a reference cycle: see release_on_loader
             if not inst.is_effect:  # pedalboard renders it from MIDI, block by block
                 self.instrument, self.dual_mono = True, False
                 return
@@ -158,6 +159,7 @@ class Plugin:
             twin = getattr(pedalboard, self.name)()
         else:
             twin = pedalboard.load_plugin(self.path)
+            VST3_LOADS[0] += 1
             twin.raw_state = self._instances[0].raw_state
         return twin
 
@@ -205,6 +207,18 @@ class Plugin:
     def reset(self) -> None:
         for inst in self._instances:
             inst.reset()
+
+    def release(self) -> None:
+        """Let go of the plugin now. pedalboard caches a plugin's parameter objects on the plugin, and
+        they point back at it: a reference cycle that only Python's cyclic collector frees, and its
+        full collections are rare, so a feeder that made and dropped chains kept every VST3 instance
+        it had used (about 4.5 MB each for ZamCompX2) until one ran. Breaking the cycle frees it at once."""
+        for inst in self._instances:
+            try:
+                delattr(inst, "__python_parameter_cache__")
+            except AttributeError:
+                pass
+        self._instances = []
 
     # ----------------------------------------------------------------- state
     def state(self) -> dict:
@@ -333,6 +347,12 @@ class Chain:
 
     def state(self) -> list[dict]:
         return [p.state() for p in self.plugins]
+
+    def release(self) -> None:
+        """Let go of every plugin now (see Plugin.release); the chain is empty after."""
+        for p in self.plugins:
+            p.release()
+        self.plugins = []
 
     @classmethod
     def from_state(cls, states: list[dict], sample_rate: float, extra_dirs=(), crumb: np.ndarray | None = None) -> Chain:

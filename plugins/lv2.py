@@ -565,13 +565,15 @@ class Lv2Plugin:
         out = np.stack([mono, mono])
         return out if not self.bypass else block
 
-    def all_notes_off(self) -> list[tuple[int, bytes]]:
-        """The MIDI that silences every channel: sustain off, all notes off, all sound off."""
-        return [(0, bytes([0xB0 | ch, cc, 0])) for ch in range(16) for cc in (64, 123, 120)]
-
     def reset(self) -> None:
         for inst in self._insts:
             inst.reset()
+
+    def release(self) -> None:
+        """Free the instances now (on the calling thread)."""
+        for inst in self._insts:
+            inst.close()
+        self._insts = []
 
     # ----------------------------------------------------------------- state
     def _save(self) -> str:

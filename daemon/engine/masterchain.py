@@ -211,7 +211,7 @@ class Loader(threading.Thread):
             if self.stop.is_set():
                 break
             while mc.retired:
-                mc.retired.popleft()  # plugins are destroyed here, not in the callback
+                mc.retired.popleft().release()  # plugins are destroyed here, not in the callback
             want = mc.want
             if want == self.built or mc.incoming is not None:
                 continue
