@@ -22,7 +22,7 @@ LOCAL_VERBS = {
     "bounce": "Render the session offline (each track's clip from the start, chains, mixer, mastering EQ and "
               "true-peak limiter), faster than real time.",
     "warp": "Time-stretch a clip or take to a tempo, keeping its pitch (then `jackgen load` it).",
-    "plugins": "VST3 plugins found (with their parameters) and the built-ins.",
+    "plugins": "Plugins found — VST3, LV2 (effects and instruments) and the built-ins — with every parameter's range and unit.",
     "record": "Capture SECONDS from jackgen's JACK ports to a 32-bit float WAV.",
     "demo": "End-to-end demo: JACK (dummy if none runs), jackgen, a procedural job streamed into track 1, master "
             "recorded.",
