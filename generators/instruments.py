@@ -16,22 +16,19 @@ import numpy as np
 
 from jackgen.generators.base import fade_tail
 from jackgen.generators.job import JobError
-from jackgen.generators.producer import midi_chunks, through_chain
+from jackgen.generators.producer import ChunkReader, midi_chunks, through_chain
 from jackgen.plugins.chainstage import ChainStage
-
-EMPTY = np.zeros((0, 2), dtype=np.float32)
-
 
 def instrument_states(instruments: dict, allowed) -> dict[str, dict]:
     """Each stem's instrument loaded once with its parameters (a file it reads, such as a drum kit,
     only from the allowed folders): stem -> the plugin's state. ``allowed(path, what)`` checks a path."""
+    from jackgen.plugins.base import resolve_file_params
     from jackgen.plugins.host import PluginError
     from jackgen.plugins.isolate import instantiate
 
     out = {}
     for stem, spec in instruments.items():
-        params = {k: (str(allowed(v, f"{stem} instrument's {k}")) if isinstance(v, str) and
-                      ("/" in v or v.lower().endswith(".xml")) else v) for k, v in spec.get("params", {}).items()}
+        params = resolve_file_params(spec.get("params", {}), lambda v, k, stem=stem: allowed(v, f"{stem} instrument's {k}"))
         try:
             info = instantiate(spec["plugin"], params)
         except PluginError as e:
@@ -47,16 +44,11 @@ class StemPlayer:
 
     def __init__(self, path: Path, state: dict, rate: int) -> None:
         self.stage = ChainStage([state], rate)
-        self._it = through_chain(midi_chunks(str(path), rate), self.stage)
-        self._buf = EMPTY
-        self.done = False
+        self._reader = ChunkReader(through_chain(midi_chunks(str(path), rate), self.stage))
 
     def pull(self, n: int) -> np.ndarray:
-        while self._buf.shape[0] < n and not self.done:
-            frames, last = next(self._it)
-            self._buf = np.concatenate([self._buf, frames]) if self._buf.shape[0] else frames
-            self.done = last
-        out, self._buf = self._buf[:n], self._buf[n:]
+        """``n`` frames: the stem's, then silence once it has rung out."""
+        out = self._reader.take(n)
         if out.shape[0] < n:
             out = np.concatenate([out, np.zeros((n - out.shape[0], 2), dtype=np.float32)])
         return out

@@ -149,6 +149,25 @@ def through_chain(chunks: Chunks, stage: ChainStage | None) -> Iterator[tuple[np
         yield (stage.process(frames, last=last, midi=midi) if stage is not None else frames), last
 
 
+class ChunkReader:
+    """A stream of (frames, last) chunks read ``n`` frames at a time, for a loop that takes audio at
+    its own pace (a bounce's render, an instrument's stem beside FluidSynth's)."""
+
+    def __init__(self, chunks) -> None:
+        self._it = iter(chunks)
+        self.buf = EMPTY
+        self.done = False  # the last chunk is in ``buf`` (what is left of it)
+
+    def take(self, n: int) -> np.ndarray:
+        """Up to ``n`` frames: fewer only at the end of the stream."""
+        while self.buf.shape[0] < n and not self.done:
+            frames, last = next(self._it)[:2]
+            self.buf = np.concatenate([self.buf, frames]) if self.buf.shape[0] else frames
+            self.done = last
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
 class RingFeed:
     """One stream into one track ring, with the events control hears about it."""
 

@@ -53,6 +53,14 @@ class Param:
         return d
 
 
+def resolve_file_params(params: dict, resolve) -> dict:
+    """``params`` with every value that names a file (a string with a slash, or an .xml name: a
+    drum kit, its MIDI map) replaced by ``str(resolve(value, name))``, where ``resolve`` applies the
+    caller's folder policy and raises when the file is outside it."""
+    return {k: (str(resolve(v, k)) if isinstance(v, str) and ("/" in v or v.lower().endswith(".xml")) else v)
+            for k, v in params.items()}
+
+
 # pedalboard (JUCE) lets a VST3 be loaded only by the thread that loaded it first in a process:
 # a second feeder stream, in its own thread, got "must be reloaded on the main thread". Every load
 # (and state restore) runs in this one long-lived thread; processing may come from any thread.

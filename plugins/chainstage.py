@@ -140,11 +140,9 @@ class ChainStage:
     def process(self, frames: np.ndarray, last: bool = False, midi=None) -> np.ndarray:
         """(n, 2) in, (m, 2) out; whole blocks only until ``last`` (then everything, plus the latency flush).
         ``midi``: (frame offset in ``frames``, bytes) for the chain's instrument, sorted."""
-        if midi:
+        if midi:  # (never late: these frames come after everything made so far)
             base = self.frame + self._carry.shape[0]
-            with self._lock:
-                for o, d in midi:
-                    bisect.insort(self._midi, (base + int(o), next(self._midi_seq), bytes(d)))
+            self.submit_midi((base + int(o), d) for o, d in midi)
         x = np.concatenate([self._carry, frames]) if self._carry.shape[0] else frames
         n_full = x.shape[0] if last else x.shape[0] // self.block * self.block
         self._carry = x[n_full:]

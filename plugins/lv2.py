@@ -370,9 +370,9 @@ class _Instance:
                 if q.is_input:
                     lib.jg_lv2_seq_clear(b, size)
         self.midi_port = next(((b, size) for q, b, size in self.atom_in if q.midi), None)
-        self.cv = [buf(MAX_BLOCK) for q in ports if q.kind == "cv"]
-        for q, b in zip([q for q in ports if q.kind == "cv"], self.cv):
-            lib.jg_lv2_connect(self.h, q.index, b)
+        for q in ports:  # CV inputs hear silence; CV outputs go nowhere
+            if q.kind == "cv":
+                lib.jg_lv2_connect(self.h, q.index, buf(MAX_BLOCK))
         for q in ports:
             if q.kind == "other" and not q.optional:
                 lib.jg_lv2_free(self.h)

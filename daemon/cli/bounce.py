@@ -30,7 +30,7 @@ from jackgen.common.files import write_failure
 from jackgen.daemon.engine.blockcore import EngineCore, OfflineDriver
 from jackgen.dsp.mix import integrated_lufs, true_peak_dbfs
 from jackgen.plugins.host import Chain
-from jackgen.generators.producer import file_chunks, through_chain
+from jackgen.generators.producer import ChunkReader, file_chunks, through_chain
 from jackgen.plugins.chainstage import stage_for
 
 SETTLE_BLOCKS = 4  # silent blocks first, so faders have reached their values when the clips start
@@ -45,17 +45,13 @@ class _Source:
         self.stage = stage_for({"chain": chain, "vst3_dirs": list(extra_dirs)}, rate) if chain else None
         with sf.SoundFile(path) as f:
             self.frames = int(round(f.frames * rate / f.samplerate))
-        self.chunks = through_chain(file_chunks(path, rate), self.stage)
-        self.done = False
-        self.buf = np.zeros((0, 2), dtype=np.float32)
+        self.reader = ChunkReader(through_chain(file_chunks(path, rate), self.stage))
+        self.take = self.reader.take
 
-    def take(self, n: int) -> np.ndarray:
-        while self.buf.shape[0] < n and not self.done:
-            out, last = next(self.chunks)
-            self.buf = np.concatenate([self.buf, out]) if self.buf.shape[0] else out
-            self.done = last
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+    @property
+    def exhausted(self) -> bool:
+        """Everything this clip makes has been taken."""
+        return self.reader.done and not self.reader.buf.shape[0]
 
 
 LUFS_TOLERANCE = 0.5  # LU: a loudness-targeted bounce stops re-rendering once this close
@@ -194,7 +190,7 @@ def _render_loop(drv, rings, sources, stem_files, master, length: int, lat: int,
     while written < length + lat:
         for t, src in sources.items():
             ring = rings.tracks[t]
-            if src.done and not src.buf.shape[0]:
+            if src.exhausted:
                 if (ring.stream_word() & 0xFF) == L.STATE_OPEN:  # no more audio is coming
                     ring.end_stream()
                 continue
@@ -203,7 +199,7 @@ def _render_loop(drv, rings, sources, stem_files, master, length: int, lat: int,
                 chunk = src.take(need)
                 if chunk.shape[0]:
                     ring.write(chunk)
-                if src.done and not src.buf.shape[0]:
+                if src.exhausted:
                     ring.end_stream()
         track_out, master_out = drv.run_block(block)
         while rings.events.get() is not None:  # meters and status: nobody listens offline

@@ -16,10 +16,19 @@ import signal
 from jackgen.common.errors import JackgenError, check_track
 from jackgen.daemon.control.session import live_chain, live_index
 from jackgen.daemon.control.state import parse_on_off, track_id
+from jackgen.plugins.base import resolve_file_params
 from jackgen.plugins.host import Param, PluginError, check_order
 from jackgen.plugins.isolate import instantiate_isolated
 
 log = logging.getLogger("jackgen.control")
+
+
+def _check_order(order: list[bool], name: str = "") -> None:
+    """The chain's instruments in ``order`` (a plugin's flag each): only the first may be one."""
+    try:
+        check_order(order, name)
+    except PluginError as e:
+        raise JackgenError(str(e)) from None
 
 
 class Chains:
@@ -78,10 +87,8 @@ class Chains:
             raise JackgenError("params must be an object of parameter name -> value")
         if len(chain) >= self.cfg.plugins.max_per_chain:
             raise JackgenError(f"{label} already has {len(chain)} plugins (plugins.max_per_chain)")
-        params = dict(params or {})
-        for k, v in params.items():  # a file a plugin is to read (DrumGizmo's kit): only from the allowed folders
-            if isinstance(v, str) and ("/" in v or v.lower().endswith(".xml")):
-                params[k] = str(self.media.resolve(v, f"{plugin} {k}"))
+        # a file a plugin is to read (DrumGizmo's kit): only from the allowed folders
+        params = resolve_file_params(params or {}, lambda v, k: self.media.resolve(v, f"{plugin} {k}"))
         try:  # loaded in a child process: a plugin that crashes or hangs cannot take control with it
             info = await asyncio.to_thread(instantiate_isolated, plugin, params, self.cfg.plugins.vst3_dirs,
                                            self.cfg.plugins.scan_timeout_s)
@@ -93,11 +100,9 @@ class Chains:
         at = len(chain) if index is None else max(0, min(int(index), len(chain)))
         if state["instrument"] and t is None:
             raise JackgenError(f"{state['name']} is an instrument: the master chain takes effects only")
-        try:
-            check_order([*(bool(e.get("instrument")) for e in chain[:at]), state["instrument"],
-                         *(bool(e.get("instrument")) for e in chain[at:])], state["name"])
-        except PluginError as e:
-            raise JackgenError(str(e)) from None
+        order = [bool(e.get("instrument")) for e in chain]
+        order.insert(at, state["instrument"])
+        _check_order(order, state["name"])
         async with self._chain_edit(t, chain):
             chain.insert(at, state)
             await self._push_chain_change(t, {"kind": "chain", "chain": chain})
@@ -117,10 +122,7 @@ class Chains:
             raise JackgenError("to must be a chain position (int)")
         order = [bool(e.get("instrument")) for e in chain]
         order.insert(max(0, min(to, len(chain) - 1)), order.pop(i))
-        try:
-            check_order(order)
-        except PluginError as e:
-            raise JackgenError(str(e)) from None
+        _check_order(order)
         async with self._chain_edit(t, chain):
             chain.insert(max(0, min(to, len(chain) - 1)), chain.pop(i))
             await self._push_chain_change(t, {"kind": "chain", "chain": chain})

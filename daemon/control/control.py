@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import soundfile as sf
@@ -311,9 +312,8 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
 
         p = self.media.resolve(self._library_file(path), "audio or MIDI file")
         if not is_midi_file(str(p)):
-            return self.check_audio_file(path)
-        live = live_chain(self.tracks[t].chain)
-        if not (live and live[0].get("instrument")):
+            return self._readable_audio(p, path)
+        if not self.has_instrument(t):
             raise JackgenError(f"{path} is a MIDI file and track {t + 1} has no instrument at the head of its "
                                f"chain: add one (`jackgen chain {t + 1} add http://synthv1.sourceforge.net/lv2`), "
                                "or render it to audio (`jackgen render`)")
@@ -326,9 +326,17 @@ class Control(EngineLink, Streams, Chains, Master, Midi, Status, Live):
         self.library.note_ref(self.session_dir, str(p))
         return str(p)
 
+    def has_instrument(self, t: int) -> bool:
+        """Whether track t's chain (the plugins that did not fail) starts with an instrument."""
+        live = live_chain(self.tracks[t].chain)
+        return bool(live and live[0].get("instrument"))
+
     def check_audio_file(self, path: object) -> str:
         """An audio file a request names, after the media policy, that libsndfile can read."""
-        p = self.media.resolve(self._library_file(path), "audio file")
+        return self._readable_audio(self.media.resolve(self._library_file(path), "audio file"), path)
+
+    def _readable_audio(self, p: Path, path: object) -> str:
+        """``p`` (what ``path`` resolved to) if libsndfile reads audio in it; noted as used."""
         try:
             info = sf.info(str(p))
         except (RuntimeError, sf.LibsndfileError) as e:

@@ -16,7 +16,6 @@ from typing import Any
 
 from jackgen.bridge import schema as S
 from jackgen.common.errors import JackgenError, Unavailable, check_track
-from jackgen.daemon.control.session import live_chain
 from jackgen.daemon.control.state import Stream, parse_on_off
 from jackgen.generators.producer import LIVE
 
@@ -91,7 +90,7 @@ class Streams:
             log.warning("feeder restarted: resuming %s on track %d at frame %d", s.path, s.track + 1, delivered)
             chain = self.chain_request(s.track)
             if s.path == LIVE:
-                chain["lead_frames"] = self._live_lead_frames(int(self.engine_status.get("block_size") or 256))
+                chain["lead_frames"] = self._live_lead_frames()
             with contextlib.suppress(JackgenError):
                 await self.feeder.send({"op": "stream", "id": s.id, "track": s.track, "epoch": s.epoch,
                                         "path": s.path, "rate": self.sample_rate, "prefill_frames": 0,
@@ -176,31 +175,38 @@ class Streams:
                 await self.stop_track(t + 1)
                 tr.source = None
             return {"track": t + 1, "live": False}
-        live = live_chain(tr.chain)
-        if not (live and live[0].get("instrument")):
+        if not self.has_instrument(t):
             raise JackgenError(f"track {t + 1} has no instrument at the head of its chain to play live: add one "
                                f"(`jackgen chain {t + 1} add http://synthv1.sourceforge.net/lv2`)")
         if not self.sample_rate:
             raise Unavailable("the engine is not running yet (no sample rate): check `jackgen status`")
-        block = int(self.engine_status.get("block_size") or 256)
-        lead = self._live_lead_frames(block)
+        block = self._block_size()
+        lead = self._live_lead_frames()
         if lead + 256 + block > self.live_latency_frames():
             raise JackgenError(f"plugins.live_latency_ms ({latency_ms:g} ms) is too short for {block}-frame JACK "
                                f"periods: it needs more than {1e3 * (lead + 256 + block) / self.sample_rate:.0f} ms")
         epoch = await self._start_stream(t, LIVE, lead_frames=lead)
-        tr.epoch, tr.source, tr.error = epoch, LIVE, None
-        tr.stream_id = self.streams[t].id if t in self.streams else None
-        tr.started_frame = tr.ended_frame = None
-        self.send(S.CMD_PLAY, t, epoch, 0, 0)
-        tr.state = "pending"
+        self._start_playing(t, epoch, LIVE, 0)
         log.info("track %d plays its instrument live from MIDI channel %d (%.0f ms latency)", t + 1, t + 1,
                  latency_ms)
         return {"track": t + 1, "live": True, "channel": t + 1, "latency_ms": latency_ms,
                 "latency_frames": self.live_latency_frames(), "stream": tr.stream_id, "epoch": epoch}
 
-    def _live_lead_frames(self, block: int) -> int:
+    def _block_size(self) -> int:
+        return int(self.engine_status.get("block_size") or 256)
+
+    def _live_lead_frames(self) -> int:
         """How far ahead a live instrument is made: two JACK periods (the engine never runs dry)."""
-        return 2 * block
+        return 2 * self._block_size()
+
+    def _start_playing(self, t: int, epoch: int, source: str, at_frame: int) -> None:
+        """Track t plays stream ``epoch`` (primed in its ring) from ``at_frame`` (0: the next block)."""
+        tr = self.tracks[t]
+        tr.epoch, tr.source, tr.error = epoch, source, None
+        tr.stream_id = self.streams[t].id if t in self.streams else None
+        tr.started_frame = tr.ended_frame = None
+        self.send(S.CMD_PLAY, t, epoch, at_frame & S.FRAME_MASK, 0)
+        tr.state = "pending"
 
     async def _start_stream(self, t: int, full: str, prefill_all: bool = False, lead_frames: int | None = None) -> int:
         """Have the feeder stream ``full`` into track t's ring as a new epoch; returns it once primed."""
@@ -246,14 +252,10 @@ class Streams:
             epoch = tr.armed_epoch  # already waiting in the ring: starts without any delay
         else:
             epoch = await self._start_stream(t, full)
-        tr.epoch, tr.source, tr.error = epoch, full, None
         if tr.clip != full:
             tr.clip = full  # what a bounce renders on this track (with the armed clip, if any, first)
             self.save_session()
-        tr.stream_id = self.streams[t].id if t in self.streams else None
-        tr.started_frame = tr.ended_frame = None
-        self.send(S.CMD_PLAY, t, epoch, at_frame & S.FRAME_MASK, 0)
-        tr.state = "pending"
+        self._start_playing(t, epoch, full, at_frame)
         return {"track": t + 1, "file": full, "stream": tr.stream_id, "epoch": epoch, "at_frame": at_frame}
 
     async def _cancel_stream(self, t: int) -> None:

@@ -233,15 +233,15 @@ class JobBoard:
         """Each instrument a job names is loaded once here, in a child process (an unknown plugin,
         a wrong parameter, an effect, one that crashes: refused before anything is queued); a file
         it is to read comes from the allowed folders."""
+        from jackgen.plugins.base import resolve_file_params
         from jackgen.plugins.host import PluginError
         from jackgen.plugins.isolate import instantiate_isolated
 
         pc = self.control.cfg.plugins
         out = {}
         for stem, inst in spec.instruments.items():
-            params = {k: (str(self.control.media.resolve(v, f"{stem} instrument's {k}", kind="midi"))
-                          if isinstance(v, str) and ("/" in v or v.lower().endswith(".xml")) else v)
-                      for k, v in inst["params"].items()}
+            params = resolve_file_params(inst["params"], lambda v, k, stem=stem: self.control.media.resolve(
+                v, f"{stem} instrument's {k}", kind="midi"))
             try:
                 info = await asyncio.to_thread(instantiate_isolated, inst["plugin"], params, pc.vst3_dirs,
                                                pc.scan_timeout_s)
